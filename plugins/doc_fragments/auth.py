@@ -1,0 +1,98 @@
+# Copyright: istio_ops.gateways contributors
+# Apache License 2.0 (see LICENSE)
+# The option set is plugins/module_utils/args.py AUTH_ARG_SPEC; a unit test keeps the two equal.
+
+
+class ModuleDocFragment(object):
+    DOCUMENTATION = r"""
+options:
+  kubeconfig:
+    description:
+      - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
+      - Without it and without O(host), the default kubeconfig (E(KUBECONFIG) or C(~/.kube/config)) is used,
+        else the in-cluster service account.
+      - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
+    type: raw
+  context:
+    description:
+      - The kubeconfig context to use. Can also be set with E(K8S_AUTH_CONTEXT).
+    type: str
+  host:
+    description:
+      - URL of the Kubernetes API server. Can also be set with E(K8S_AUTH_HOST).
+    type: str
+  api_key:
+    description:
+      - Bearer token for the API server. Never logged. Can also be set with E(K8S_AUTH_API_KEY).
+    type: str
+  username:
+    description:
+      - Username for basic authentication. Can also be set with E(K8S_AUTH_USERNAME).
+    type: str
+  password:
+    description:
+      - Password for basic authentication. Never logged. Can also be set with E(K8S_AUTH_PASSWORD).
+    type: str
+  validate_certs:
+    description:
+      - Whether to verify the API server's TLS certificate. Verification is on unless this is V(false)
+        or the kubeconfig says C(insecure-skip-tls-verify).
+      - Can also be set with E(K8S_AUTH_VERIFY_SSL).
+    type: bool
+    aliases: [verify_ssl]
+  ca_cert:
+    description:
+      - Path to a CA certificate that signs the API server's certificate. Can also be set with E(K8S_AUTH_SSL_CA_CERT).
+    type: path
+    aliases: [ssl_ca_cert]
+  client_cert:
+    description:
+      - Path to a client certificate. Can also be set with E(K8S_AUTH_CERT_FILE).
+    type: path
+    aliases: [cert_file]
+  client_key:
+    description:
+      - Path to the client certificate's key. Can also be set with E(K8S_AUTH_KEY_FILE).
+    type: path
+    aliases: [key_file]
+  proxy:
+    description:
+      - URL of an HTTP proxy for API requests (and istioctl's). Can also be set with E(K8S_AUTH_PROXY).
+    type: str
+  no_proxy:
+    description:
+      - Comma-separated hosts or CIDRs that bypass O(proxy). Can also be set with E(K8S_AUTH_NO_PROXY).
+    type: str
+  proxy_headers:
+    description:
+      - Headers for the proxy.
+    type: dict
+    suboptions:
+      proxy_basic_auth:
+        description: C(user:password) for the proxy. Never logged.
+        type: str
+      basic_auth:
+        description: C(user:password) sent as basic authentication. Never logged.
+        type: str
+      user_agent:
+        description: The User-Agent header.
+        type: str
+  persist_config:
+    description:
+      - Whether refreshed credentials (for example an OIDC token) are written back to the kubeconfig file.
+      - Can also be set with E(K8S_AUTH_PERSIST_CONFIG).
+    type: bool
+  impersonate_user:
+    description:
+      - User to impersonate for every request (and for istioctl). Can also be set with E(K8S_AUTH_IMPERSONATE_USER).
+    type: str
+  impersonate_groups:
+    description:
+      - Groups to impersonate. Can also be set with E(K8S_AUTH_IMPERSONATE_GROUPS), comma-separated.
+    type: list
+    elements: str
+requirements:
+  - python >= 3.9
+  - kubernetes >= 29.0.0
+  - PyYAML >= 6.0
+"""

@@ -1,0 +1,19 @@
+# Copyright: istio_ops.gateways contributors
+# Apache License 2.0 (see LICENSE)
+# The option set is plugins/module_utils/args.py ISTIOCTL_ARG_SPEC; a unit test keeps the two equal.
+
+
+class ModuleDocFragment(object):
+    DOCUMENTATION = r"""
+options:
+  binary_path:
+    description:
+      - Path of the istioctl binary. Without it, istioctl is looked up on E(PATH).
+      - Its major.minor version must match the control plane of the target revision.
+    type: path
+  skip_version_check:
+    description:
+      - Run even when istioctl and the control plane differ in minor version.
+    type: bool
+    default: false
+"""

@@ -1,0 +1,20 @@
+# Copyright: istio_ops.gateways contributors
+# Apache License 2.0 (see LICENSE)
+# The option set is plugins/module_utils/args.py WAIT_ARG_SPEC; a unit test keeps the two equal.
+
+
+class ModuleDocFragment(object):
+    DOCUMENTATION = r"""
+options:
+  wait:
+    description:
+      - Wait until the change has taken effect (rollouts complete, objects gone) before returning.
+      - A timeout fails the task and names what was awaited.
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - How many seconds to wait.
+    type: int
+    default: 300
+"""

@@ -1,0 +1,60 @@
+# Copyright: istio_ops.gateways contributors
+# Apache License 2.0 (see LICENSE)
+"""Argument specs shared by every module, with their constraints.
+
+Each dict here has a twin in plugins/doc_fragments/; a unit test
+(tests/unit/plugins/test_doc_fragments.py) keeps the two equal, and
+ansible-test's validate-modules checks every module against its docs.
+"""
+
+from ansible.module_utils.basic import env_fallback
+
+
+def _env(name):
+    return {"fallback": (env_fallback, ["K8S_AUTH_" + name])}
+
+
+# Same names, aliases and K8S_AUTH_* variables as kubernetes.core.
+AUTH_ARG_SPEC = {
+    "kubeconfig": dict(type="raw", **_env("KUBECONFIG")),
+    "context": dict(type="str", **_env("CONTEXT")),
+    "host": dict(type="str", **_env("HOST")),
+    "api_key": dict(type="str", no_log=True, **_env("API_KEY")),
+    "username": dict(type="str", **_env("USERNAME")),
+    "password": dict(type="str", no_log=True, **_env("PASSWORD")),
+    "validate_certs": dict(type="bool", aliases=["verify_ssl"], **_env("VERIFY_SSL")),
+    "ca_cert": dict(type="path", aliases=["ssl_ca_cert"], **_env("SSL_CA_CERT")),
+    "client_cert": dict(type="path", aliases=["cert_file"], **_env("CERT_FILE")),
+    "client_key": dict(type="path", aliases=["key_file"], no_log=False, **_env("KEY_FILE")),
+    "proxy": dict(type="str", **_env("PROXY")),
+    "no_proxy": dict(type="str", **_env("NO_PROXY")),
+    "proxy_headers": dict(
+        type="dict",
+        options=dict(
+            proxy_basic_auth=dict(type="str", no_log=True),
+            basic_auth=dict(type="str", no_log=True),
+            user_agent=dict(type="str"),
+        ),
+    ),
+    "persist_config": dict(type="bool", **_env("PERSIST_CONFIG")),
+    "impersonate_user": dict(type="str", **_env("IMPERSONATE_USER")),
+    "impersonate_groups": dict(type="list", elements="str", **_env("IMPERSONATE_GROUPS")),
+}
+
+WAIT_ARG_SPEC = {
+    "wait": dict(type="bool", default=True),
+    "wait_timeout": dict(type="int", default=300),
+}
+
+ISTIOCTL_ARG_SPEC = {
+    "binary_path": dict(type="path"),
+    "skip_version_check": dict(type="bool", default=False),
+}
+
+
+def merge_specs(*specs):
+    """One argument spec from several; later dicts win on a clash."""
+    merged = {}
+    for spec in specs:
+        merged.update(spec)
+    return merged

@@ -1,0 +1,384 @@
+# Copyright: istio_ops.gateways contributors
+# Apache License 2.0 (see LICENSE)
+"""istio_gateway: one IstioOperator per gateway, applied by istioctl only when the cluster differs.
+
+istioctl always force-applies and always says "installed", so the manager
+decides `changed` itself: it renders the objects istioctl would apply
+(`istioctl manifest generate --cluster-specific` plus istioctl's owner labels),
+dry-runs each as a server-side apply with istioctl's field manager, and compares
+the answer with the live object. Only a difference runs `istioctl install`.
+"""
+
+import copy
+import datetime
+import json
+import time
+
+from ansible_collections.istio_ops.gateways.plugins.module_utils import control_plane
+from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
+from ansible_collections.istio_ops.gateways.plugins.module_utils import validate
+from ansible_collections.istio_ops.gateways.plugins.module_utils.args import (
+    AUTH_ARG_SPEC,
+    ISTIOCTL_ARG_SPEC,
+    WAIT_ARG_SPEC,
+    merge_specs,
+)
+from ansible_collections.istio_ops.gateways.plugins.module_utils.common import Manager
+from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
+from ansible_collections.istio_ops.gateways.plugins.module_utils.istioctl import Istioctl
+from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import NotFound, ref, strip_noise
+from ansible_collections.istio_ops.gateways.plugins.module_utils import inventory
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - reported by run_module
+    yaml = None
+
+DEFAULT_LABELS = {"ingress": {"istio": "ingressgateway"}, "egress": {"istio": "egressgateway"}}
+VALUES_KEY = {"ingress": "istio-ingressgateway", "egress": "istio-egressgateway"}
+COMPONENT_KEY = {"ingress": "ingressGateways", "egress": "egressGateways"}
+
+SERVICE_OPTIONS = dict(
+    type=dict(type="str", choices=["ClusterIP", "NodePort", "LoadBalancer"]),
+    ports=dict(type="list", elements="dict", options=dict(
+        name=dict(type="str", required=True),
+        port=dict(type="int", required=True),
+        target_port=dict(type="int"),
+        node_port=dict(type="int"),
+        protocol=dict(type="str", default="TCP", choices=["TCP", "UDP", "SCTP"]),
+    )),
+    annotations=dict(type="dict"),
+    load_balancer_ip=dict(type="str"),
+    external_traffic_policy=dict(type="str", choices=["Cluster", "Local"]),
+)
+
+ARGUMENT_SPEC = merge_specs(AUTH_ARG_SPEC, WAIT_ARG_SPEC, ISTIOCTL_ARG_SPEC, dict(
+    name=dict(type="str", required=True),
+    namespace=dict(type="str", required=True),
+    kind=dict(type="str", default="ingress", choices=["ingress", "egress"]),
+    labels=dict(type="dict"),
+    revision=dict(type="str"),
+    injection_template=dict(type="str", default="gateway"),
+    replicas=dict(type="int"),
+    autoscaling=dict(type="dict", options=dict(
+        enabled=dict(type="bool", default=True),
+        min=dict(type="int"),
+        max=dict(type="int"),
+    )),
+    service=dict(type="dict", options=SERVICE_OPTIONS),
+    resources=dict(type="dict"),
+    pod_annotations=dict(type="dict"),
+    values=dict(type="dict"),
+    k8s=dict(type="dict"),
+    istio_namespace=dict(type="str", default="istio-system"),
+    create_namespace=dict(type="bool", default=True),
+    fix_injection_label=dict(type="bool", default=False),
+    restart=dict(type="bool", default=False),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+))
+
+
+def deep_merge(base, extra):
+    """base updated recursively by extra (dicts merge, everything else replaces); returns a new dict."""
+    merged = copy.deepcopy(base)
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def gateway_labels(params):
+    return params.get("labels") or DEFAULT_LABELS[params["kind"]]
+
+
+def check_inputs(params):
+    """Every input error at once, before the cluster is touched."""
+    errors = [e for e in (
+        validate.service_name("name", params["name"]),
+        validate.dns1123_label("namespace", params["namespace"]),
+        validate.dns1123_label("revision", params["revision"]) if params.get("revision") else None,
+        validate.dns1123_label("istio_namespace", params["istio_namespace"]),
+    ) if e]
+    errors += validate.labels("labels", gateway_labels(params))
+    if params.get("replicas") is not None and params["replicas"] < 0:
+        errors.append("replicas: %r is negative; use 0 or more" % params["replicas"])
+    scaling = params.get("autoscaling") or {}
+    if scaling.get("enabled", True) and scaling:
+        low, high = scaling.get("min"), scaling.get("max")
+        if low is not None and low < 1:
+            errors.append("autoscaling.min: %r must be at least 1" % low)
+        if low is not None and high is not None and high < low:
+            errors.append("autoscaling.max: %r is below autoscaling.min %r; raise max or lower min" % (high, low))
+    for index, port in enumerate(((params.get("service") or {}).get("ports") or [])):
+        for key in ("port", "target_port", "node_port"):
+            if port.get(key) is not None:
+                error = validate.port("service.ports[%d].%s" % (index, key), port[key])
+                if error:
+                    errors.append(error)
+    if params.get("revision") == L.DEFAULT_REVISION:
+        errors.append("revision: use no revision (omit it) for the default revision, not %r" % L.DEFAULT_REVISION)
+    if errors:
+        raise InputError("; ".join(errors))
+
+
+def render_iop(params):
+    """The IstioOperator for one gateway. Its metadata name and namespace make istioctl's
+    owner labels unique, so installing one gateway never prunes another."""
+    kind = params["kind"]
+    gateway = {"injectionTemplate": params["injection_template"]}
+    if params.get("replicas") is not None:
+        gateway["replicaCount"] = params["replicas"]
+    scaling = params.get("autoscaling")
+    if scaling is not None:
+        gateway["autoscaleEnabled"] = scaling["enabled"]
+        if scaling.get("min") is not None:
+            gateway["autoscaleMin"] = scaling["min"]
+        if scaling.get("max") is not None:
+            gateway["autoscaleMax"] = scaling["max"]
+    service = params.get("service") or {}
+    if service.get("type"):
+        gateway["type"] = service["type"]
+    if service.get("ports"):
+        gateway["ports"] = [_chart_port(p) for p in service["ports"]]
+    if service.get("annotations"):
+        gateway["serviceAnnotations"] = service["annotations"]
+    if service.get("load_balancer_ip"):
+        gateway["loadBalancerIP"] = service["load_balancer_ip"]
+    if service.get("external_traffic_policy"):
+        gateway["externalTrafficPolicy"] = service["external_traffic_policy"]
+    if params.get("resources"):
+        gateway["resources"] = params["resources"]
+    if params.get("pod_annotations"):
+        gateway["podAnnotations"] = params["pod_annotations"]
+    component = {
+        "name": params["name"],
+        "namespace": params["namespace"],
+        "enabled": True,
+        "label": gateway_labels(params),
+    }
+    if params.get("k8s"):
+        component["k8s"] = params["k8s"]
+    spec = {
+        "profile": "empty",
+        "components": {COMPONENT_KEY[kind]: [component]},
+        "values": deep_merge({"gateways": {VALUES_KEY[kind]: gateway}}, params.get("values")),
+    }
+    if params.get("revision"):
+        spec["revision"] = params["revision"]
+    return {
+        "apiVersion": "install.istio.io/v1alpha1",
+        "kind": "IstioOperator",
+        "metadata": {"name": params["name"], "namespace": params["namespace"]},
+        "spec": spec,
+    }
+
+
+def _chart_port(port):
+    chart = {"name": port["name"], "port": port["port"], "protocol": port.get("protocol") or "TCP"}
+    if port.get("target_port"):
+        chart["targetPort"] = port["target_port"]
+    if port.get("node_port"):
+        chart["nodePort"] = port["node_port"]
+    return chart
+
+
+def stamp_owner_labels(objects, iop, version, kind):
+    """Add the labels `istioctl install` adds at apply time (manifest generate leaves them out)."""
+    owner = L.owner_labels(iop["metadata"]["name"], iop["metadata"]["namespace"],
+                           iop["spec"].get("revision"), version, kind)
+    for obj in objects:
+        obj.setdefault("metadata", {}).setdefault("labels", {}).update(owner)
+    return objects
+
+
+def colliding_workloads(deployments, name, selector, pod_labels):
+    """Other Deployments whose pods our selector would pick, or whose selector would pick our pods."""
+    hits = []
+    for dep in deployments:
+        meta = dep["metadata"]
+        if meta["name"] == name or (meta.get("labels") or {}).get(L.CANARY_OF) == name:
+            continue
+        theirs = dep["spec"]["template"]["metadata"].get("labels") or {}
+        their_selector = dep["spec"].get("selector", {}).get("matchLabels") or {}
+        if validate.selector_matches(selector, theirs) or validate.selector_matches(their_selector, pod_labels):
+            hits.append(meta["name"])
+    return hits
+
+
+class IstioGatewayManager(Manager):
+    def run(self):
+        p = self.params
+        check_inputs(p)
+        self.result.update({"name": p["name"], "namespace": p["namespace"], "kind": p["kind"]})
+        if p["state"] == "absent":
+            return self._absent()
+        return self._present()
+
+    # -- state: present -------------------------------------------------
+    def _present(self):
+        p = self.params
+        timings = self.result.setdefault("timings", {})
+        namespace = self._preflight_namespace()
+        plane = control_plane.find(self.kube, p.get("revision"), p["istio_namespace"])
+        self.result["control_plane"] = plane
+        istioctl = Istioctl(self.module, self.kube, p.get("binary_path"))
+        self.result["istioctl"] = {"path": istioctl.path, "version": istioctl.version(), "commands": istioctl.commands}
+        if not p["skip_version_check"]:
+            mismatch = control_plane.version_mismatch(istioctl.version(), plane)
+            if mismatch:
+                raise InputError(mismatch)
+        self._preflight_collisions(namespace)
+
+        iop = render_iop(p)
+        self.result["iop"] = iop
+        iop_path = istioctl.write_file("iop.yaml", yaml.safe_dump(iop, sort_keys=False))
+        started = time.monotonic()
+        desired = stamp_owner_labels(istioctl.manifest_generate(iop_path), iop, istioctl.version(), p["kind"])
+        timings["render_seconds"] = round(time.monotonic() - started, 3)
+
+        live_deployment = self.kube.get("apps/v1", "Deployment", p["name"], p["namespace"]) if namespace else None
+        before_revision = _revision_of(live_deployment)
+        started = time.monotonic()
+        changes = self._plan(desired, namespace_exists=namespace is not None)
+        timings["plan_seconds"] = round(time.monotonic() - started, 3)
+        self.result["objects"] = [{"kind": c["kind"], "name": c["name"], "namespace": c["namespace"],
+                                   "action": c["action"]} for c in changes]
+        needs_install = any(c["action"] != "none" for c in changes)
+        self.result["changed"] = needs_install or (namespace is None) or bool(self.result.get("namespace_fixed"))
+        if self.module._diff:
+            self.result["diff"] = [c["diff"] for c in changes if c["action"] != "none"]
+
+        if needs_install and not self.check_mode:
+            if namespace is None:
+                self._create_namespace()
+            started = time.monotonic()
+            istioctl.install(iop_path, p["wait_timeout"])
+            timings["install_seconds"] = round(time.monotonic() - started, 3)
+            # istioctl prunes only objects stamped with its own version; remove older leftovers too.
+            for change in changes:
+                if change["action"] == "prune":
+                    self.kube.delete(change["api_version"], change["kind"], change["name"], change["namespace"])
+        elif namespace is None and not self.check_mode:
+            self._create_namespace()
+
+        if p["restart"]:
+            self.result["changed"] = True
+            self.result["restarted"] = True
+            if not self.check_mode:
+                self._restart()
+
+        after_revision = (p.get("revision") or L.DEFAULT_REVISION)
+        self.result["revision"] = {"before": before_revision, "after": after_revision}
+        if not self.check_mode and p["wait"] and (needs_install or p["restart"]):
+            started = time.monotonic()
+            self.kube.wait_rollout(p["name"], p["namespace"], p["wait_timeout"])
+            timings["wait_seconds"] = round(time.monotonic() - started, 3)
+        self.result.update(inventory.workload_status(self.kube, p["name"], p["namespace"]))
+        return self.result
+
+    def _preflight_namespace(self):
+        """The live namespace (None when missing); fails or fixes istio-injection=disabled."""
+        p = self.params
+        namespace = self.kube.get("v1", "Namespace", p["namespace"])
+        if namespace is None:
+            if not p["create_namespace"]:
+                raise InputError("namespace: %r does not exist; create it first or set create_namespace: true"
+                                 % p["namespace"])
+            return None
+        if (namespace["metadata"].get("labels") or {}).get(L.INJECTION) == L.INJECTION_DISABLED:
+            if not p["fix_injection_label"]:
+                raise InputError(
+                    "namespace: %r carries %s=%s, so Istio would skip injection and the gateway pods would try to "
+                    "pull the placeholder image 'auto' and never start; remove the label or set "
+                    "fix_injection_label: true" % (p["namespace"], L.INJECTION, L.INJECTION_DISABLED))
+            self.result["namespace_fixed"] = True
+            if not self.check_mode:
+                self.kube.patch("v1", "Namespace", p["namespace"], None,
+                                {"metadata": {"labels": {L.INJECTION: None}}})
+        return namespace
+
+    def _preflight_collisions(self, namespace):
+        if namespace is None:
+            return
+        p = self.params
+        selector = gateway_labels(p)
+        hits = colliding_workloads(self.kube.list("apps/v1", "Deployment", p["namespace"]), p["name"],
+                                   selector, selector)
+        if hits:
+            raise InputError(
+                "labels: %s in namespace %r would collide with Deployment(s) %s (one selector matches the other's "
+                "pods, so a Service or Gateway would pick both); choose labels unique to this gateway"
+                % (json.dumps(selector, sort_keys=True), p["namespace"], ", ".join(sorted(hits))))
+
+    def _plan(self, desired, namespace_exists):
+        """One entry per object: action create | update | prune | none, with a before/after diff."""
+        changes = []
+        wanted = set()
+        for obj in desired:
+            meta = obj["metadata"]
+            wanted.add((obj["kind"], meta["name"]))
+            live = self.kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")) \
+                if namespace_exists else None
+            if live is None:
+                after, action = obj, "create"
+            else:
+                after = self.kube.apply(obj, field_manager=L.ISTIOCTL_FIELD_MANAGER, dry_run=True)
+                action = "none" if strip_noise(after) == strip_noise(live) else "update"
+            changes.append(_change(obj, action, live, after))
+        if namespace_exists:
+            for obj in inventory.owned_objects(self.kube, self.params["name"], self.params["namespace"]):
+                if (obj["kind"], obj["metadata"]["name"]) not in wanted:
+                    changes.append(_change(obj, "prune", obj, None))
+        return changes
+
+    def _create_namespace(self):
+        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": self.params["namespace"],
+            "annotations": {L.CREATED_NAMESPACE: "true"},
+        }}
+        self.kube.create(ns)
+        self.result["namespace_created"] = True
+
+    def _restart(self):
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        patch = {"spec": {"template": {"metadata": {"annotations": {L.RESTARTED_AT: now}}}}}
+        try:
+            self.kube.patch("apps/v1", "Deployment", self.params["name"], self.params["namespace"], patch)
+        except NotFound:
+            raise InputError("restart: Deployment %s/%s does not exist yet" % (self.params["namespace"],
+                                                                               self.params["name"]))
+
+    # -- state: absent ---------------------------------------------------
+    def _absent(self):
+        removed = inventory.remove_owned(self.kube, self.params["name"], self.params["namespace"],
+                                         check_mode=self.check_mode,
+                                         wait_timeout=self.params["wait_timeout"] if self.params["wait"] else 0)
+        self.result["removed"] = removed
+        self.result["changed"] = bool(removed)
+        return self.result
+
+
+def _change(obj, action, live, after):
+    meta = obj["metadata"]
+    header = ref(obj)
+    return {
+        "api_version": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
+        "namespace": meta.get("namespace"), "action": action,
+        "diff": {
+            "before_header": header, "after_header": header,
+            "before": _yaml(strip_noise(live)) if live else "",
+            "after": _yaml(strip_noise(after)) if after else "",
+        },
+    }
+
+
+def _yaml(obj):
+    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False)
+
+
+def _revision_of(deployment):
+    if not deployment:
+        return None
+    return (deployment["metadata"].get("labels") or {}).get(L.REVISION, L.DEFAULT_REVISION)

@@ -1,0 +1,136 @@
+# Copyright: istio_ops.gateways contributors
+# Apache License 2.0 (see LICENSE)
+"""Reading gateways off the cluster: what a gateway owns, its status, pods and endpoints by revision."""
+
+from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
+
+# Kinds the gateway chart renders (and istioctl prunes) for one gateway.
+OWNED_KINDS = (
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("v1", "ServiceAccount"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+)
+
+
+def owner_selector(name, namespace):
+    """Selects what istioctl applied for the collection's IstioOperator of this gateway."""
+    return L.selector_string({L.OWNING_RESOURCE: name, L.OWNING_RESOURCE_NAMESPACE: namespace})
+
+
+def owned_objects(kube, name, namespace):
+    """Objects in `namespace` that istioctl applied for this gateway's IstioOperator."""
+    selector = owner_selector(name, namespace)
+    found = []
+    for api_version, kind in OWNED_KINDS:
+        found += kube.list(api_version, kind, namespace, label_selector=selector)
+    return found
+
+
+def canary_objects(kube, name, namespace):
+    """Objects gateway_canary made for this gateway (Deployment, Service, HPA)."""
+    selector = "%s=%s" % (L.CANARY_OF, name)
+    found = []
+    for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2",
+                                                                              "HorizontalPodAutoscaler")):
+        found += kube.list(api_version, kind, namespace, label_selector=selector)
+    return found
+
+
+def remove_owned(kube, name, namespace, check_mode=False, wait_timeout=0):
+    """Delete what this gateway owns (istioctl's objects and its canary); return kind/namespace/name refs."""
+    targets = owned_objects(kube, name, namespace) + canary_objects(kube, name, namespace)
+    removed = []
+    gone = []
+    for obj in targets:
+        meta = obj["metadata"]
+        if kube.delete(obj["apiVersion"], obj["kind"], meta["name"], namespace, dry_run=check_mode):
+            removed.append({"kind": obj["kind"], "namespace": namespace, "name": meta["name"]})
+            gone.append((obj["apiVersion"], obj["kind"], meta["name"], namespace))
+    if not check_mode and wait_timeout:
+        kube.wait_deleted(gone, wait_timeout)
+    return removed
+
+
+def deployment_summary(dep):
+    if dep is None:
+        return None
+    status = dep.get("status", {})
+    meta = dep["metadata"]
+    return {
+        "name": meta["name"],
+        "revision": (meta.get("labels") or {}).get(L.REVISION, L.DEFAULT_REVISION),
+        "replicas": dep["spec"].get("replicas"),
+        "ready_replicas": status.get("readyReplicas", 0),
+        "available_replicas": status.get("availableReplicas", 0),
+        "updated_replicas": status.get("updatedReplicas", 0),
+    }
+
+
+def service_summary(svc):
+    if svc is None:
+        return None
+    ingress = (svc.get("status", {}).get("loadBalancer", {}) or {}).get("ingress") or []
+    return {
+        "name": svc["metadata"]["name"],
+        "type": svc["spec"].get("type"),
+        "cluster_ip": svc["spec"].get("clusterIP"),
+        "load_balancer": [i.get("ip") or i.get("hostname") for i in ingress],
+        "selector": svc["spec"].get("selector") or {},
+        "ports": [{"name": p.get("name"), "port": p.get("port"), "target_port": p.get("targetPort"),
+                   "node_port": p.get("nodePort"), "protocol": p.get("protocol")}
+                  for p in svc["spec"].get("ports", [])],
+    }
+
+
+def workload_status(kube, name, namespace):
+    """The `deployment` and `service` keys of a module result."""
+    return {
+        "deployment": deployment_summary(kube.get("apps/v1", "Deployment", name, namespace)),
+        "service": service_summary(kube.get("v1", "Service", name, namespace)),
+    }
+
+
+def pods_by_revision(kube, namespace, selector):
+    """{revision: [pod names]} of the pods a selector picks."""
+    result = {}
+    for pod in kube.list("v1", "Pod", namespace, label_selector=L.selector_string(selector)):
+        rev = (pod["metadata"].get("labels") or {}).get(L.REVISION, L.DEFAULT_REVISION)
+        result.setdefault(rev, []).append(pod["metadata"]["name"])
+    return dict((k, sorted(v)) for k, v in result.items())
+
+
+def endpoints_by_revision(kube, service_name, namespace):
+    """{revision: {"ready": n, "not_ready": n, "pods": [...]}} behind a Service, from its EndpointSlices.
+
+    What `kubectl get endpoints` shows in the seed's canary step, attributed to revisions
+    through each endpoint's pod.
+    """
+    slices = kube.list("discovery.k8s.io/v1", "EndpointSlice", namespace,
+                       label_selector="kubernetes.io/service-name=%s" % service_name)
+    pod_revision = {}
+    if slices:
+        for pod in kube.list("v1", "Pod", namespace):
+            pod_revision[pod["metadata"]["name"]] = (pod["metadata"].get("labels") or {}).get(
+                L.REVISION, L.DEFAULT_REVISION)
+    result = {}
+    seen = set()
+    for endpoint_slice in slices:
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            target = endpoint.get("targetRef") or {}
+            pod = target.get("name")
+            if pod in seen:  # an endpoint appears once per address family slice
+                continue
+            seen.add(pod)
+            rev = pod_revision.get(pod, "unknown")
+            entry = result.setdefault(rev, {"ready": 0, "not_ready": 0, "pods": []})
+            ready = (endpoint.get("conditions") or {}).get("ready", True)
+            entry["ready" if ready else "not_ready"] += 1
+            entry["pods"].append(pod)
+    for entry in result.values():
+        entry["pods"].sort()
+    return result

@@ -1,0 +1,66 @@
+# Copyright: istio_ops.gateways contributors
+# Apache License 2.0 (see LICENSE)
+"""The one label and annotation vocabulary of the collection.
+
+Istio's own keys come from istioctl (operator/pkg/manifest/name.go and
+install.getOwnerLabels); the collection's keys mark what it created, so that
+cleanup removes exactly that and nothing else.
+"""
+
+# istioctl owner labels, stamped on every object `istioctl install` applies.
+OWNING_RESOURCE = "install.operator.istio.io/owning-resource"
+OWNING_RESOURCE_NAMESPACE = "install.operator.istio.io/owning-resource-namespace"
+OPERATOR_MANAGED = "operator.istio.io/managed"
+OPERATOR_MANAGED_VALUE = "Reconcile"
+OPERATOR_VERSION = "operator.istio.io/version"
+OPERATOR_COMPONENT = "operator.istio.io/component"
+
+# istioctl component names (operator/pkg/component) per gateway kind.
+COMPONENT_BY_KIND = {"ingress": "IngressGateways", "egress": "EgressGateways"}
+KIND_BY_COMPONENT = {v: k for k, v in COMPONENT_BY_KIND.items()}
+
+# Revision and injection vocabulary.
+REVISION = "istio.io/rev"
+DEFAULT_REVISION = "default"
+INJECTION = "istio-injection"
+INJECTION_DISABLED = "disabled"
+INJECT_TEMPLATES = "inject.istio.io/templates"
+SIDECAR_INJECT = "sidecar.istio.io/inject"
+ISTIO_TAG = "istio.io/tag"
+
+# Field manager istioctl uses for server-side apply (operator/pkg/install).
+ISTIOCTL_FIELD_MANAGER = "istio-operator"
+# Field manager for the collection's own writes.
+FIELD_MANAGER = "istio_ops.gateways"
+
+# Pod-template annotation `kubectl rollout restart` sets.
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+# The collection's own marks.
+_PREFIX = "gateways.istio-ops.io/"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "istio_ops.gateways"
+CREATED_NAMESPACE = _PREFIX + "created-by-collection"  # annotation on a namespace it created
+CANARY_OF = _PREFIX + "canary-of"  # label on canary Deployment/Service/HPA: the stable name
+ROLE = _PREFIX + "role"  # label: "stable" or "canary" (external mode pod split)
+GATEWAY_OF = _PREFIX + "gateway"  # label on Gateway resources made by gateway_config
+STATE = _PREFIX + "state"  # annotation: JSON of what a canary changed, restored on promote/rollback
+
+
+def owner_labels(iop_name, iop_namespace, revision, version, kind=None):
+    """Labels `istioctl install` stamps on each object it applies for an IstioOperator."""
+    labels = {
+        OPERATOR_MANAGED: OPERATOR_MANAGED_VALUE,
+        OPERATOR_VERSION: version,
+        OWNING_RESOURCE: iop_name,
+        OWNING_RESOURCE_NAMESPACE: iop_namespace,
+        REVISION: revision or DEFAULT_REVISION,
+    }
+    if kind:
+        labels[OPERATOR_COMPONENT] = COMPONENT_BY_KIND[kind]
+    return labels
+
+
+def selector_string(labels):
+    """A label selector string (k=v,...) in a stable order."""
+    return ",".join("%s=%s" % (k, labels[k]) for k in sorted(labels))

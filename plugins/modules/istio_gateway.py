@@ -1,0 +1,286 @@
+#!/usr/bin/python
+# Copyright: istio_ops.gateways contributors
+# Apache License 2.0 (see LICENSE)
+
+DOCUMENTATION = r"""
+module: istio_gateway
+short_description: Install, reconcile, upgrade in place or remove one Istio gateway
+version_added: 0.1.0
+description:
+  - Installs one Istio ingress or egress gateway apart from the control plane, the way Istio documents it
+    (a namespace, then C(istioctl install -f) of an IstioOperator with profile C(empty)).
+  - Each gateway gets its own IstioOperator named after the gateway and its namespace, so installing one
+    gateway never prunes another.
+  - Idempotent without trusting istioctl. The module renders the objects with
+    C(istioctl manifest generate --cluster-specific), dry-runs each as a server-side apply with istioctl's
+    field manager, and compares the answer with the live object. C(istioctl install) runs only when something
+    differs or is missing. A converged run writes nothing.
+  - Changing O(revision) moves the gateway to another control-plane revision (label C(istio.io/rev)), which
+    rolls its pods; O(restart=true) rolls them in place. Both wait for the rollout.
+  - Before writing anything it checks the name and labels, that the control plane of the revision exists,
+    that istioctl matches its version, that the namespace does not carry C(istio-injection=disabled), and that
+    the labels do not collide with another workload's selector in the namespace.
+  - O(state=absent) deletes the objects istioctl applied for this gateway's IstioOperator, and its canary;
+    nothing else. The namespace is kept. See M(istio_ops.gateways.gateway_cleanup) for more control.
+author:
+  - istio_ops.gateways contributors
+extends_documentation_fragment:
+  - istio_ops.gateways.auth
+  - istio_ops.gateways.wait
+  - istio_ops.gateways.istioctl
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would change (by server-side dry-run); touches nothing.
+  diff_mode:
+    support: full
+    description: Before and after of each object that changes, without server-owned noise.
+options:
+  name:
+    description:
+      - Name of the gateway Deployment and Service (a DNS-1035 label), for example C(istio-ingressgateway).
+    type: str
+    required: true
+  namespace:
+    description:
+      - Namespace of the gateway, for example C(istio-ingress), or an application's namespace for a dedicated gateway.
+    type: str
+    required: true
+  kind:
+    description:
+      - Ingress or egress gateway.
+    type: str
+    choices: [ingress, egress]
+    default: ingress
+  labels:
+    description:
+      - Labels of the gateway pods and selector of its Service; Istio C(Gateway) resources select them.
+      - "Defaults to C({istio: ingressgateway}) or C({istio: egressgateway}) by O(kind)."
+    type: dict
+  revision:
+    description:
+      - Control-plane revision the gateway is injected by. Omit it for the default revision.
+      - Changing it on an installed gateway is an in-place upgrade (rolling restart onto the new revision).
+    type: str
+  injection_template:
+    description:
+      - Injection template named in the Deployment's C(inject.istio.io/templates) annotation.
+    type: str
+    default: gateway
+  replicas:
+    description:
+      - Replica count. Applies when autoscaling is disabled.
+    type: int
+  autoscaling:
+    description:
+      - Horizontal pod autoscaler of the gateway. Istio enables one by default (1 to 5 replicas).
+    type: dict
+    suboptions:
+      enabled:
+        description: Whether the gateway gets an HPA.
+        type: bool
+        default: true
+      min:
+        description: Minimum replicas.
+        type: int
+      max:
+        description: Maximum replicas.
+        type: int
+  service:
+    description:
+      - The gateway's Service.
+    type: dict
+    suboptions:
+      type:
+        description: Service type (Istio's default is V(LoadBalancer)).
+        type: str
+        choices: [ClusterIP, NodePort, LoadBalancer]
+      ports:
+        description: Service ports; they replace Istio's defaults (15021, 80, 443).
+        type: list
+        elements: dict
+        suboptions:
+          name:
+            description: Port name, for example C(http2).
+            type: str
+            required: true
+          port:
+            description: Service port.
+            type: int
+            required: true
+          target_port:
+            description: Container port.
+            type: int
+          node_port:
+            description: Node port, for V(NodePort) and V(LoadBalancer) Services.
+            type: int
+          protocol:
+            description: Protocol.
+            type: str
+            choices: [TCP, UDP, SCTP]
+            default: TCP
+      annotations:
+        description: Service annotations (for example a cloud load balancer's settings).
+        type: dict
+      load_balancer_ip:
+        description: Requested load balancer IP.
+        type: str
+      external_traffic_policy:
+        description: External traffic policy.
+        type: str
+        choices: [Cluster, Local]
+  resources:
+    description:
+      - Resource requests and limits of the C(istio-proxy) container, as in a Kubernetes pod spec.
+    type: dict
+  pod_annotations:
+    description:
+      - Annotations for the gateway pods.
+    type: dict
+  values:
+    description:
+      - Extra IstioOperator C(spec.values), merged over what the other options set.
+    type: dict
+  k8s:
+    description:
+      - Extra IstioOperator component C(k8s) settings (for example C(nodeSelector), C(tolerations), C(overlays)).
+    type: dict
+  istio_namespace:
+    description:
+      - Namespace of the control plane (istiod), used to find its version.
+    type: str
+    default: istio-system
+  create_namespace:
+    description:
+      - Create O(namespace) when it does not exist. A namespace created this way is marked, so that
+        M(istio_ops.gateways.gateway_cleanup) may delete it later.
+    type: bool
+    default: true
+  fix_injection_label:
+    description:
+      - When O(namespace) carries C(istio-injection=disabled), remove that label instead of failing.
+    type: bool
+    default: false
+  restart:
+    description:
+      - Roll the gateway's pods (like C(kubectl rollout restart)) so they pick up the newest injected
+        configuration. Always reports a change.
+    type: bool
+    default: false
+  state:
+    description:
+      - V(present) installs or reconciles the gateway; V(absent) removes what it owns.
+    type: str
+    choices: [present, absent]
+    default: present
+notes:
+  - C(istioctl install) waits for the gateway to be ready (up to O(wait_timeout)) whatever O(wait) says;
+    O(wait) controls the module's own rollout wait.
+seealso:
+  - module: istio_ops.gateways.gateway_info
+  - module: istio_ops.gateways.gateway_canary
+  - module: istio_ops.gateways.gateway_cleanup
+"""
+
+EXAMPLES = r"""
+- name: Install the shared ingress gateway of Istio's guide
+  istio_ops.gateways.istio_gateway:
+    name: istio-ingressgateway
+    namespace: istio-ingress
+    labels:
+      istio: ingressgateway
+
+- name: An egress gateway with a fixed replica count
+  istio_ops.gateways.istio_gateway:
+    name: istio-egressgateway
+    namespace: istio-egress
+    kind: egress
+    replicas: 2
+    autoscaling:
+      enabled: false
+
+- name: In-place upgrade onto the control plane of revision 1-31
+  istio_ops.gateways.istio_gateway:
+    name: istio-ingressgateway
+    namespace: istio-ingress
+    revision: 1-31
+    binary_path: /opt/istio-1.31/bin/istioctl
+
+- name: Roll the gateway pods to pick up new injected configuration
+  istio_ops.gateways.istio_gateway:
+    name: istio-ingressgateway
+    namespace: istio-ingress
+    restart: true
+"""
+
+RETURN = r"""
+changed:
+  description: Whether anything was (or, in check mode, would be) written.
+  returned: always
+  type: bool
+iop:
+  description: The IstioOperator the module rendered and applied.
+  returned: when state is present
+  type: dict
+objects:
+  description: Each object istioctl renders for the gateway, and what the run does to it.
+  returned: when state is present
+  type: list
+  elements: dict
+  contains:
+    kind: {description: Object kind., type: str, returned: always}
+    name: {description: Object name., type: str, returned: always}
+    namespace: {description: Object namespace., type: str, returned: always}
+    action: {description: "One of V(create), V(update), V(prune) or V(none).", type: str, returned: always}
+revision:
+  description: The gateway's revision before and after the run (C(default) for the default revision).
+  returned: when state is present
+  type: dict
+  sample: {before: default, after: 1-31}
+deployment:
+  description: The gateway Deployment after the run.
+  returned: when state is present
+  type: dict
+  sample: {name: istio-ingressgateway, revision: default, replicas: 1, ready_replicas: 1,
+           available_replicas: 1, updated_replicas: 1}
+service:
+  description: The gateway Service after the run (type, cluster IP, load balancer addresses, ports).
+  returned: when state is present
+  type: dict
+control_plane:
+  description: The control plane found for the revision (webhooks, istiod Deployments, version).
+  returned: when state is present
+  type: dict
+istioctl:
+  description: The istioctl used, its version and the commands run (argument lists, exit codes, seconds).
+  returned: when state is present
+  type: dict
+restarted:
+  description: Whether a rolling restart was requested.
+  returned: when restart is true
+  type: bool
+namespace_created:
+  description: Whether the module created the namespace.
+  returned: when it did
+  type: bool
+removed:
+  description: Objects deleted by state absent (kind, namespace, name).
+  returned: when state is absent
+  type: list
+  elements: dict
+timings:
+  description: Seconds spent rendering, planning, installing, waiting, and in total.
+  returned: always
+  type: dict
+"""
+
+from ansible_collections.istio_ops.gateways.plugins.module_utils.common import run_module
+from ansible_collections.istio_ops.gateways.plugins.module_utils.gateway import ARGUMENT_SPEC, IstioGatewayManager
+
+
+def main():
+    run_module(IstioGatewayManager, ARGUMENT_SPEC)
+
+
+if __name__ == "__main__":
+    main()
