@@ -10,6 +10,7 @@ BUILD := .build
 COLLECTIONS := $(BUILD)/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/istio_ops/gateways
 SANITY_ROOT := $(BUILD)/sanity/ansible_collections/istio_ops/gateways
+SANITY_VENV := $(VENV)-sanity
 export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS))
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export ANSIBLE_NOCOLOR := 1
@@ -33,6 +34,15 @@ $(VENV_STAMP): requirements.txt requirements-dev.txt
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	@touch $@
 
+# ansible-test installs its sanity tools' pinned requirements; a venv of their own keeps them from
+# clashing with ansible-lint's. (ansible-test --venv would fetch pip from a host CI cannot reach.)
+$(SANITY_VENV)/.installed: requirements-dev.txt
+	@echo ">> creating $(SANITY_VENV) for ansible-test sanity"
+	$(PYTHON_BOOTSTRAP) -m venv $(SANITY_VENV)
+	$(SANITY_VENV)/bin/pip install --quiet --upgrade pip
+	$(SANITY_VENV)/bin/pip install --quiet $$(grep -E '^(ansible-core|kubernetes|PyYAML)==' requirements-dev.txt)
+	@touch $@
+
 # Ansible finds the collection through a link, so the checkout itself is what runs.
 collection: $(COLLECTION_LINK)
 $(COLLECTION_LINK):
@@ -42,11 +52,15 @@ $(COLLECTION_LINK):
 unit: venv collection
 	$(PYTHON) -m pytest -q tests/unit
 
-# ansible-test wants the collection under ansible_collections/NS/NAME and no symlinks: copy what git tracks.
-sanity: venv
+# ansible-test wants the collection under ansible_collections/NS/NAME: copy what git tracks into a
+# repository of its own (ansible-test lists targets with git, and .build/ is ignored here).
+sanity: $(SANITY_VENV)/.installed
 	@rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
 	@git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t $(SANITY_ROOT)/
-	cd $(SANITY_ROOT) && $(abspath $(VENV))/bin/ansible-test sanity --venv --python 3.11 --color no
+	@cd $(SANITY_ROOT) && git init -q && git add -A
+	@pip_version=$$(grep -oE "pip='[0-9.]+'" $(SANITY_VENV)/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | grep -oE "[0-9.]+" | tr . _); \
+	  mkdir -p ~/.ansible/test/cache && cp tests/sanity/get_pip_offline.py ~/.ansible/test/cache/get_pip_$${pip_version}.py
+	cd $(SANITY_ROOT) && $(abspath $(SANITY_VENV))/bin/ansible-test sanity --requirements --python 3.11 --color no
 
 lint: venv collection
 	$(VENV)/bin/ruff check plugins tests

@@ -1,5 +1,5 @@
 # Copyright: istio_ops.gateways contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Argument specs shared by every module, with their constraints.
 
 Each dict here has a twin in plugins/doc_fragments/; a unit test

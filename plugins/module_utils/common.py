@@ -1,5 +1,5 @@
 # Copyright: istio_ops.gateways contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What every module does around its manager: build the module, map errors to fail_json."""
 
 import time
@@ -14,9 +14,9 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import (
 )
 
 try:
-    import yaml  # noqa: F401  (istioctl output and IstioOperator files)
+    import yaml  # istioctl output and IstioOperator files
 
-    HAS_YAML = True
+    HAS_YAML = bool(yaml)
     YAML_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover
     HAS_YAML = False

@@ -1,5 +1,5 @@
 # Copyright: istio_ops.gateways contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Finding the Istio control plane a gateway depends on."""
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
@@ -46,8 +46,9 @@ def find(kube, revision, istio_namespace):
             "installed revisions: %s. Install istiod for it first (istioctl install --revision %s) or pick "
             "an installed revision" % (wanted, L.REVISION, wanted, ", ".join(known) or "none", wanted)
         )
-    istiods = kube.list("apps/v1", "Deployment", istio_namespace,
-                        label_selector="app=istiod,%s=%s" % (L.REVISION, resolved))
+    istiods = kube.list(
+        "apps/v1", "Deployment", istio_namespace, label_selector="app=istiod,%s=%s" % (L.REVISION, resolved)
+    )
     version = None
     for dep in istiods:
         version = (dep["metadata"].get("labels") or {}).get(L.OPERATOR_VERSION)
@@ -73,7 +74,9 @@ def version_mismatch(istioctl_version, control_plane):
     if not cp_version:
         return None  # no istiod found in istio_namespace to compare with; nothing to check
     if major_minor(istioctl_version) != major_minor(cp_version):
-        return ("binary_path: istioctl %s does not match the control plane of revision %r (version %s); use an "
-                "istioctl of the same minor version (binary_path), or set skip_version_check: true"
-                % (istioctl_version, control_plane["revision"], cp_version))
+        return (
+            "binary_path: istioctl %s does not match the control plane of revision %r (version %s); use an "
+            "istioctl of the same minor version (binary_path), or set skip_version_check: true"
+            % (istioctl_version, control_plane["revision"], cp_version)
+        )
     return None

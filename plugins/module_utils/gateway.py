@@ -1,5 +1,5 @@
 # Copyright: istio_ops.gateways contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """istio_gateway: one IstioOperator per gateway, applied by istioctl only when the cluster differs.
 
 istioctl always force-applies and always says "installed", so the manager
@@ -14,9 +14,8 @@ import datetime
 import json
 import time
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import control_plane
+from ansible_collections.istio_ops.gateways.plugins.module_utils import control_plane, inventory, validate
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
-from ansible_collections.istio_ops.gateways.plugins.module_utils import validate
 from ansible_collections.istio_ops.gateways.plugins.module_utils.args import (
     AUTH_ARG_SPEC,
     ISTIOCTL_ARG_SPEC,
@@ -27,7 +26,6 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.common import M
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.istioctl import Istioctl
 from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import NotFound, ref, strip_noise
-from ansible_collections.istio_ops.gateways.plugins.module_utils import inventory
 
 try:
     import yaml
@@ -40,42 +38,54 @@ COMPONENT_KEY = {"ingress": "ingressGateways", "egress": "egressGateways"}
 
 SERVICE_OPTIONS = dict(
     type=dict(type="str", choices=["ClusterIP", "NodePort", "LoadBalancer"]),
-    ports=dict(type="list", elements="dict", options=dict(
-        name=dict(type="str", required=True),
-        port=dict(type="int", required=True),
-        target_port=dict(type="int"),
-        node_port=dict(type="int"),
-        protocol=dict(type="str", default="TCP", choices=["TCP", "UDP", "SCTP"]),
-    )),
+    ports=dict(
+        type="list",
+        elements="dict",
+        options=dict(
+            name=dict(type="str", required=True),
+            port=dict(type="int", required=True),
+            target_port=dict(type="int"),
+            node_port=dict(type="int"),
+            protocol=dict(type="str", default="TCP", choices=["TCP", "UDP", "SCTP"]),
+        ),
+    ),
     annotations=dict(type="dict"),
     load_balancer_ip=dict(type="str"),
     external_traffic_policy=dict(type="str", choices=["Cluster", "Local"]),
 )
 
-ARGUMENT_SPEC = merge_specs(AUTH_ARG_SPEC, WAIT_ARG_SPEC, ISTIOCTL_ARG_SPEC, dict(
-    name=dict(type="str", required=True),
-    namespace=dict(type="str", required=True),
-    kind=dict(type="str", default="ingress", choices=["ingress", "egress"]),
-    labels=dict(type="dict"),
-    revision=dict(type="str"),
-    injection_template=dict(type="str", default="gateway"),
-    replicas=dict(type="int"),
-    autoscaling=dict(type="dict", options=dict(
-        enabled=dict(type="bool", default=True),
-        min=dict(type="int"),
-        max=dict(type="int"),
-    )),
-    service=dict(type="dict", options=SERVICE_OPTIONS),
-    resources=dict(type="dict"),
-    pod_annotations=dict(type="dict"),
-    values=dict(type="dict"),
-    k8s=dict(type="dict"),
-    istio_namespace=dict(type="str", default="istio-system"),
-    create_namespace=dict(type="bool", default=True),
-    fix_injection_label=dict(type="bool", default=False),
-    restart=dict(type="bool", default=False),
-    state=dict(type="str", default="present", choices=["present", "absent"]),
-))
+ARGUMENT_SPEC = merge_specs(
+    AUTH_ARG_SPEC,
+    WAIT_ARG_SPEC,
+    ISTIOCTL_ARG_SPEC,
+    dict(
+        name=dict(type="str", required=True),
+        namespace=dict(type="str", required=True),
+        kind=dict(type="str", default="ingress", choices=["ingress", "egress"]),
+        labels=dict(type="dict"),
+        revision=dict(type="str"),
+        injection_template=dict(type="str", default="gateway"),
+        replicas=dict(type="int"),
+        autoscaling=dict(
+            type="dict",
+            options=dict(
+                enabled=dict(type="bool", default=True),
+                min=dict(type="int"),
+                max=dict(type="int"),
+            ),
+        ),
+        service=dict(type="dict", options=SERVICE_OPTIONS),
+        resources=dict(type="dict"),
+        pod_annotations=dict(type="dict"),
+        values=dict(type="dict"),
+        k8s=dict(type="dict"),
+        istio_namespace=dict(type="str", default="istio-system"),
+        create_namespace=dict(type="bool", default=True),
+        fix_injection_label=dict(type="bool", default=False),
+        restart=dict(type="bool", default=False),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+    ),
+)
 
 
 def deep_merge(base, extra):
@@ -95,12 +105,16 @@ def gateway_labels(params):
 
 def check_inputs(params):
     """Every input error at once, before the cluster is touched."""
-    errors = [e for e in (
-        validate.service_name("name", params["name"]),
-        validate.dns1123_label("namespace", params["namespace"]),
-        validate.dns1123_label("revision", params["revision"]) if params.get("revision") else None,
-        validate.dns1123_label("istio_namespace", params["istio_namespace"]),
-    ) if e]
+    errors = [
+        e
+        for e in (
+            validate.service_name("name", params["name"]),
+            validate.dns1123_label("namespace", params["namespace"]),
+            validate.dns1123_label("revision", params["revision"]) if params.get("revision") else None,
+            validate.dns1123_label("istio_namespace", params["istio_namespace"]),
+        )
+        if e
+    ]
     errors += validate.labels("labels", gateway_labels(params))
     if params.get("replicas") is not None and params["replicas"] < 0:
         errors.append("replicas: %r is negative; use 0 or more" % params["replicas"])
@@ -111,7 +125,7 @@ def check_inputs(params):
             errors.append("autoscaling.min: %r must be at least 1" % low)
         if low is not None and high is not None and high < low:
             errors.append("autoscaling.max: %r is below autoscaling.min %r; raise max or lower min" % (high, low))
-    for index, port in enumerate(((params.get("service") or {}).get("ports") or [])):
+    for index, port in enumerate((params.get("service") or {}).get("ports") or []):
         for key in ("port", "target_port", "node_port"):
             if port.get(key) is not None:
                 error = validate.port("service.ports[%d].%s" % (index, key), port[key])
@@ -186,8 +200,9 @@ def _chart_port(port):
 
 def stamp_owner_labels(objects, iop, version, kind):
     """Add the labels `istioctl install` adds at apply time (manifest generate leaves them out)."""
-    owner = L.owner_labels(iop["metadata"]["name"], iop["metadata"]["namespace"],
-                           iop["spec"].get("revision"), version, kind)
+    owner = L.owner_labels(
+        iop["metadata"]["name"], iop["metadata"]["namespace"], iop["spec"].get("revision"), version, kind
+    )
     for obj in objects:
         obj.setdefault("metadata", {}).setdefault("labels", {}).update(owner)
     return objects
@@ -243,8 +258,9 @@ class IstioGatewayManager(Manager):
         started = time.monotonic()
         changes = self._plan(desired, namespace_exists=namespace is not None)
         timings["plan_seconds"] = round(time.monotonic() - started, 3)
-        self.result["objects"] = [{"kind": c["kind"], "name": c["name"], "namespace": c["namespace"],
-                                   "action": c["action"]} for c in changes]
+        self.result["objects"] = [
+            {"kind": c["kind"], "name": c["name"], "namespace": c["namespace"], "action": c["action"]} for c in changes
+        ]
         needs_install = any(c["action"] != "none" for c in changes)
         self.result["changed"] = needs_install or (namespace is None) or bool(self.result.get("namespace_fixed"))
         if self.module._diff:
@@ -269,7 +285,7 @@ class IstioGatewayManager(Manager):
             if not self.check_mode:
                 self._restart()
 
-        after_revision = (p.get("revision") or L.DEFAULT_REVISION)
+        after_revision = p.get("revision") or L.DEFAULT_REVISION
         self.result["revision"] = {"before": before_revision, "after": after_revision}
         if not self.check_mode and p["wait"] and (needs_install or p["restart"]):
             started = time.monotonic()
@@ -284,19 +300,20 @@ class IstioGatewayManager(Manager):
         namespace = self.kube.get("v1", "Namespace", p["namespace"])
         if namespace is None:
             if not p["create_namespace"]:
-                raise InputError("namespace: %r does not exist; create it first or set create_namespace: true"
-                                 % p["namespace"])
+                raise InputError(
+                    "namespace: %r does not exist; create it first or set create_namespace: true" % p["namespace"]
+                )
             return None
         if (namespace["metadata"].get("labels") or {}).get(L.INJECTION) == L.INJECTION_DISABLED:
             if not p["fix_injection_label"]:
                 raise InputError(
                     "namespace: %r carries %s=%s, so Istio would skip injection and the gateway pods would try to "
                     "pull the placeholder image 'auto' and never start; remove the label or set "
-                    "fix_injection_label: true" % (p["namespace"], L.INJECTION, L.INJECTION_DISABLED))
+                    "fix_injection_label: true" % (p["namespace"], L.INJECTION, L.INJECTION_DISABLED)
+                )
             self.result["namespace_fixed"] = True
             if not self.check_mode:
-                self.kube.patch("v1", "Namespace", p["namespace"], None,
-                                {"metadata": {"labels": {L.INJECTION: None}}})
+                self.kube.patch("v1", "Namespace", p["namespace"], None, {"metadata": {"labels": {L.INJECTION: None}}})
         return namespace
 
     def _preflight_collisions(self, namespace):
@@ -304,13 +321,15 @@ class IstioGatewayManager(Manager):
             return
         p = self.params
         selector = gateway_labels(p)
-        hits = colliding_workloads(self.kube.list("apps/v1", "Deployment", p["namespace"]), p["name"],
-                                   selector, selector)
+        hits = colliding_workloads(
+            self.kube.list("apps/v1", "Deployment", p["namespace"]), p["name"], selector, selector
+        )
         if hits:
             raise InputError(
                 "labels: %s in namespace %r would collide with Deployment(s) %s (one selector matches the other's "
                 "pods, so a Service or Gateway would pick both); choose labels unique to this gateway"
-                % (json.dumps(selector, sort_keys=True), p["namespace"], ", ".join(sorted(hits))))
+                % (json.dumps(selector, sort_keys=True), p["namespace"], ", ".join(sorted(hits)))
+            )
 
     def _plan(self, desired, namespace_exists):
         """One entry per object: action create | update | prune | none, with a before/after diff."""
@@ -319,8 +338,11 @@ class IstioGatewayManager(Manager):
         for obj in desired:
             meta = obj["metadata"]
             wanted.add((obj["kind"], meta["name"]))
-            live = self.kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")) \
-                if namespace_exists else None
+            live = (
+                self.kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+                if namespace_exists
+                else None
+            )
             if live is None:
                 after, action = obj, "create"
             else:
@@ -334,10 +356,14 @@ class IstioGatewayManager(Manager):
         return changes
 
     def _create_namespace(self):
-        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
-            "name": self.params["namespace"],
-            "annotations": {L.CREATED_NAMESPACE: "true"},
-        }}
+        ns = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": self.params["namespace"],
+                "annotations": {L.CREATED_NAMESPACE: "true"},
+            },
+        }
         self.kube.create(ns)
         self.result["namespace_created"] = True
 
@@ -347,14 +373,19 @@ class IstioGatewayManager(Manager):
         try:
             self.kube.patch("apps/v1", "Deployment", self.params["name"], self.params["namespace"], patch)
         except NotFound:
-            raise InputError("restart: Deployment %s/%s does not exist yet" % (self.params["namespace"],
-                                                                               self.params["name"]))
+            raise InputError(
+                "restart: Deployment %s/%s does not exist yet" % (self.params["namespace"], self.params["name"])
+            )
 
     # -- state: absent ---------------------------------------------------
     def _absent(self):
-        removed = inventory.remove_owned(self.kube, self.params["name"], self.params["namespace"],
-                                         check_mode=self.check_mode,
-                                         wait_timeout=self.params["wait_timeout"] if self.params["wait"] else 0)
+        removed = inventory.remove_owned(
+            self.kube,
+            self.params["name"],
+            self.params["namespace"],
+            check_mode=self.check_mode,
+            wait_timeout=self.params["wait_timeout"] if self.params["wait"] else 0,
+        )
         self.result["removed"] = removed
         self.result["changed"] = bool(removed)
         return self.result
@@ -364,10 +395,14 @@ def _change(obj, action, live, after):
     meta = obj["metadata"]
     header = ref(obj)
     return {
-        "api_version": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
-        "namespace": meta.get("namespace"), "action": action,
+        "api_version": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": meta["name"],
+        "namespace": meta.get("namespace"),
+        "action": action,
         "diff": {
-            "before_header": header, "after_header": header,
+            "before_header": header,
+            "after_header": header,
             "before": _yaml(strip_noise(live)) if live else "",
             "after": _yaml(strip_noise(after)) if after else "",
         },

@@ -1,5 +1,5 @@
 # Copyright: istio_ops.gateways contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Reading gateways off the cluster: what a gateway owns, its status, pods and endpoints by revision."""
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
@@ -15,6 +15,9 @@ OWNED_KINDS = (
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
 )
+
+# Kinds gateway_canary creates for a canary.
+CANARY_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"))
 
 
 def owner_selector(name, namespace):
@@ -35,8 +38,7 @@ def canary_objects(kube, name, namespace):
     """Objects gateway_canary made for this gateway (Deployment, Service, HPA)."""
     selector = "%s=%s" % (L.CANARY_OF, name)
     found = []
-    for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2",
-                                                                              "HorizontalPodAutoscaler")):
+    for api_version, kind in CANARY_KINDS:
         found += kube.list(api_version, kind, namespace, label_selector=selector)
     return found
 
@@ -81,9 +83,16 @@ def service_summary(svc):
         "cluster_ip": svc["spec"].get("clusterIP"),
         "load_balancer": [i.get("ip") or i.get("hostname") for i in ingress],
         "selector": svc["spec"].get("selector") or {},
-        "ports": [{"name": p.get("name"), "port": p.get("port"), "target_port": p.get("targetPort"),
-                   "node_port": p.get("nodePort"), "protocol": p.get("protocol")}
-                  for p in svc["spec"].get("ports", [])],
+        "ports": [
+            {
+                "name": p.get("name"),
+                "port": p.get("port"),
+                "target_port": p.get("targetPort"),
+                "node_port": p.get("nodePort"),
+                "protocol": p.get("protocol"),
+            }
+            for p in svc["spec"].get("ports", [])
+        ],
     }
 
 
@@ -101,7 +110,7 @@ def pods_by_revision(kube, namespace, selector):
     for pod in kube.list("v1", "Pod", namespace, label_selector=L.selector_string(selector)):
         rev = (pod["metadata"].get("labels") or {}).get(L.REVISION, L.DEFAULT_REVISION)
         result.setdefault(rev, []).append(pod["metadata"]["name"])
-    return dict((k, sorted(v)) for k, v in result.items())
+    return {k: sorted(v) for k, v in result.items()}
 
 
 def endpoints_by_revision(kube, service_name, namespace):
@@ -110,13 +119,15 @@ def endpoints_by_revision(kube, service_name, namespace):
     What `kubectl get endpoints` shows in the seed's canary step, attributed to revisions
     through each endpoint's pod.
     """
-    slices = kube.list("discovery.k8s.io/v1", "EndpointSlice", namespace,
-                       label_selector="kubernetes.io/service-name=%s" % service_name)
+    slices = kube.list(
+        "discovery.k8s.io/v1", "EndpointSlice", namespace, label_selector="kubernetes.io/service-name=%s" % service_name
+    )
     pod_revision = {}
     if slices:
         for pod in kube.list("v1", "Pod", namespace):
             pod_revision[pod["metadata"]["name"]] = (pod["metadata"].get("labels") or {}).get(
-                L.REVISION, L.DEFAULT_REVISION)
+                L.REVISION, L.DEFAULT_REVISION
+            )
     result = {}
     seen = set()
     for endpoint_slice in slices:

@@ -1,5 +1,5 @@
 # Copyright: istio_ops.gateways contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one istioctl runner of the collection.
 
 istioctl is always called with an argument list (never a shell). It reaches
@@ -26,8 +26,19 @@ except ImportError:  # pragma: no cover - reported by the module
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError
 
 # Auth options that a plain `--kubeconfig/--context` pass-through cannot carry.
-_OVERRIDES = ("host", "api_key", "username", "password", "validate_certs", "ca_cert", "client_cert",
-              "client_key", "proxy", "no_proxy", "proxy_headers")
+_OVERRIDES = (
+    "host",
+    "api_key",
+    "username",
+    "password",
+    "validate_certs",
+    "ca_cert",
+    "client_cert",
+    "client_key",
+    "proxy",
+    "no_proxy",
+    "proxy_headers",
+)
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)")
 
 
@@ -90,9 +101,11 @@ class Istioctl(object):
         params = self.kube.params
         kubeconfig = params.get("kubeconfig")
         args = []
-        if isinstance(kubeconfig, dict) or any(params.get(k) not in (None, {}, "") for k in _OVERRIDES) \
-                or not (kubeconfig or os.path.exists(os.path.expanduser("~/.kube/config"))
-                        or os.environ.get("KUBECONFIG")):
+        if (
+            isinstance(kubeconfig, dict)
+            or any(params.get(k) not in (None, {}, "") for k in _OVERRIDES)
+            or not (kubeconfig or os.path.exists(os.path.expanduser("~/.kube/config")) or os.environ.get("KUBECONFIG"))
+        ):
             args += ["--kubeconfig", self._temp_kubeconfig()]
         else:
             if kubeconfig:
@@ -126,7 +139,9 @@ class Istioctl(object):
             user["username"] = cfg.username
             user["password"] = cfg.password
         config = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "istio-ops",
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "istio-ops",
             "clusters": [{"name": "istio-ops", "cluster": cluster}],
             "users": [{"name": "istio-ops", "user": user}],
             "contexts": [{"name": "istio-ops", "context": {"cluster": "istio-ops", "user": "istio-ops"}}],
@@ -154,7 +169,10 @@ class Istioctl(object):
         if rc != 0:
             raise IstioctlError(
                 "istioctl %s failed (rc=%s): %s" % (" ".join(args[:2]), rc, (err or out).strip()[-2000:]),
-                command=command, rc=rc, stdout=out, stderr=err,
+                command=command,
+                rc=rc,
+                stdout=out,
+                stderr=err,
             )
         return out
 

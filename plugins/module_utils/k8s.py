@@ -1,5 +1,5 @@
 # Copyright: istio_ops.gateways contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one Kubernetes client adapter of the collection.
 
 It talks to the REST API through the `kubernetes` package's ApiClient (auth,
@@ -25,7 +25,13 @@ try:
 except ImportError as exc:  # pragma: no cover - reported by the module
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = exc
-    ApiException = ConfigException = Exception
+
+    class ApiException(Exception):
+        pass
+
+    class ConfigException(Exception):
+        pass
+
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError
@@ -121,11 +127,13 @@ _KNOWN = [
     Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True),
     Resource("discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True),
     Resource("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", False),
-    Resource("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", False),
+    Resource(
+        "admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", False
+    ),
     Resource("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False),
     Resource("networking.istio.io/v1", "Gateway", "gateways", True),
 ]
-KNOWN_RESOURCES = dict(((r.api_version, r.kind), r) for r in _KNOWN)
+KNOWN_RESOURCES = {(r.api_version, r.kind): r for r in _KNOWN}
 
 
 def build_configuration(params):
@@ -152,7 +160,9 @@ def build_configuration(params):
                     "K8S_AUTH_KUBECONFIG), or host and api_key" % kubeconfig
                 )
             k8s_config.load_kube_config(
-                config_file=path, context=context, client_configuration=cfg,
+                config_file=path,
+                context=context,
+                client_configuration=cfg,
                 persist_config=bool(params.get("persist_config")),
             )
         elif not host:
@@ -184,7 +194,7 @@ def build_configuration(params):
         cfg.no_proxy = params["no_proxy"]
     headers = params.get("proxy_headers") or {}
     if any(headers.values()):
-        cfg.proxy_headers = urllib3.util.make_headers(**dict((k, v) for k, v in headers.items() if v))
+        cfg.proxy_headers = urllib3.util.make_headers(**{k: v for k, v in headers.items() if v})
     if not cfg.host:
         raise ConfigError("no API server: give kubeconfig, or host (K8S_AUTH_HOST) with credentials")
     return cfg
@@ -223,8 +233,14 @@ class KubeClient(object):
             self.requests.append((method, path))
             try:
                 response = self.api.call_api(
-                    path, method, query_params=list((query or {}).items()), header_params=headers, body=body,
-                    auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
+                    path,
+                    method,
+                    query_params=list((query or {}).items()),
+                    header_params=headers,
+                    body=body,
+                    auth_settings=["BearerToken"],
+                    _preload_content=False,
+                    _return_http_data_only=True,
                     _request_timeout=(10, 60),
                 )
                 data = response.data
@@ -309,12 +325,15 @@ class KubeClient(object):
         if dry_run:
             query["dryRun"] = "All"
         return self.request(
-            "PATCH", res.path(meta.get("namespace"), meta["name"]), query=query, body=obj,
-            content_type="application/apply-patch+yaml", retry_conflict=True,
+            "PATCH",
+            res.path(meta.get("namespace"), meta["name"]),
+            query=query,
+            body=obj,
+            content_type="application/apply-patch+yaml",
+            retry_conflict=True,
         )
 
-    def patch(self, api_version, kind, name, namespace, patch, dry_run=False, patch_type="merge",
-              subresource=None):
+    def patch(self, api_version, kind, name, namespace, patch, dry_run=False, patch_type="merge", subresource=None):
         """A merge (or strategic merge) patch. A metadata.resourceVersion in `patch` guards it."""
         query = {"fieldManager": L.FIELD_MANAGER}
         if dry_run:
@@ -326,8 +345,12 @@ class KubeClient(object):
         }[patch_type]
         guarded = bool(isinstance(patch, dict) and patch.get("metadata", {}).get("resourceVersion"))
         return self.request(
-            "PATCH", self.resource(api_version, kind).path(namespace, name, subresource), query=query, body=patch,
-            content_type=content_type, retry_conflict=not guarded,
+            "PATCH",
+            self.resource(api_version, kind).path(namespace, name, subresource),
+            query=query,
+            body=patch,
+            content_type=content_type,
+            retry_conflict=not guarded,
         )
 
     def create(self, obj, dry_run=False):
@@ -343,8 +366,9 @@ class KubeClient(object):
         if dry_run:
             body["dryRun"] = ["All"]
         try:
-            self.request("DELETE", self.resource(api_version, kind).path(namespace, name), body=body,
-                         retry_conflict=True)
+            self.request(
+                "DELETE", self.resource(api_version, kind).path(namespace, name), body=body, retry_conflict=True
+            )
         except NotFound:
             return False
         return True
@@ -370,25 +394,31 @@ class KubeClient(object):
             if done:
                 return detail
             if clock() >= deadline:
-                raise K8sError("timed out after %ss waiting for %s (%s); raise wait_timeout or check the "
-                               "cluster" % (timeout, describe, detail))
+                raise K8sError(
+                    "timed out after %ss waiting for %s (%s); raise wait_timeout or check the "
+                    "cluster" % (timeout, describe, detail)
+                )
             self.sleep(interval)
 
     def wait_rollout(self, name, namespace, timeout):
         """Wait as `kubectl rollout status` does; return the Deployment's final status."""
+
         def check():
             dep = self.get("apps/v1", "Deployment", name, namespace)
             if dep is None:
                 return (False, "the Deployment does not exist")
             return rollout_complete(dep)
+
         self.wait("rollout of Deployment %s/%s" % (namespace, name), check, timeout)
         return self.get("apps/v1", "Deployment", name, namespace)
 
     def wait_deleted(self, refs, timeout):
         """Wait until every (apiVersion, kind, name, namespace) is gone."""
+
         def check():
             left = [r for r in refs if self.get(r[0], r[1], r[2], r[3]) is not None]
             return (not left, "still present: " + ", ".join("%s %s/%s" % (r[1], r[3] or "", r[2]) for r in left))
+
         if refs:
             self.wait("deletion", check, timeout)
 
@@ -430,8 +460,11 @@ def strip_noise(obj):
 def ref(obj):
     """kind/namespace/name of an object, as reports show it."""
     meta = obj["metadata"]
-    return "%s/%s/%s" % (obj["kind"], meta.get("namespace", ""), meta["name"]) if meta.get("namespace") \
+    return (
+        "%s/%s/%s" % (obj["kind"], meta.get("namespace", ""), meta["name"])
+        if meta.get("namespace")
         else "%s/%s" % (obj["kind"], meta["name"])
+    )
 
 
 def _short(exc):

@@ -1,5 +1,5 @@
 # Copyright: istio_ops.gateways contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one label and annotation vocabulary of the collection.
 
 Istio's own keys come from istioctl (operator/pkg/manifest/name.go and

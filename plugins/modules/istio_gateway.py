@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: istio_ops.gateways contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 DOCUMENTATION = r"""
 module: istio_gateway
@@ -23,7 +23,7 @@ description:
   - O(state=absent) deletes the objects istioctl applied for this gateway's IstioOperator, and its canary;
     nothing else. The namespace is kept. See M(istio_ops.gateways.gateway_cleanup) for more control.
 author:
-  - istio_ops.gateways contributors
+  - istio_ops maintainers (@istio-ops)
 extends_documentation_fragment:
   - istio_ops.gateways.auth
   - istio_ops.gateways.wait

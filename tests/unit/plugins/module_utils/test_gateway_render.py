@@ -1,0 +1,157 @@
+import pytest
+
+from ansible_collections.istio_ops.gateways.plugins.module_utils import gateway
+from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
+from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
+
+
+def params(**overrides):
+    base = dict(
+        name="istio-ingressgateway",
+        namespace="istio-ingress",
+        kind="ingress",
+        labels=None,
+        revision=None,
+        injection_template="gateway",
+        replicas=None,
+        autoscaling=None,
+        service=None,
+        resources=None,
+        pod_annotations=None,
+        values=None,
+        k8s=None,
+        istio_namespace="istio-system",
+    )
+    base.update(overrides)
+    return base
+
+
+def test_seed_iop_is_rendered_with_unique_owner_name():
+    iop = gateway.render_iop(params())
+    assert iop["metadata"] == {"name": "istio-ingressgateway", "namespace": "istio-ingress"}
+    assert iop["spec"]["profile"] == "empty"
+    component = iop["spec"]["components"]["ingressGateways"][0]
+    assert component == {
+        "name": "istio-ingressgateway",
+        "namespace": "istio-ingress",
+        "enabled": True,
+        "label": {"istio": "ingressgateway"},
+    }
+    assert iop["spec"]["values"] == {"gateways": {"istio-ingressgateway": {"injectionTemplate": "gateway"}}}
+    assert "revision" not in iop["spec"]
+
+
+def test_egress_defaults_and_chart_values():
+    iop = gateway.render_iop(
+        params(
+            kind="egress",
+            name="egress",
+            replicas=2,
+            autoscaling={"enabled": False, "min": None, "max": None},
+            service={
+                "type": "ClusterIP",
+                "ports": [{"name": "http", "port": 80, "target_port": 8080, "node_port": None, "protocol": "TCP"}],
+                "annotations": {"a": "b"},
+                "load_balancer_ip": None,
+                "external_traffic_policy": "Local",
+            },
+            revision="1-31",
+            pod_annotations={"x": "y"},
+        )
+    )
+    assert iop["spec"]["components"]["egressGateways"][0]["label"] == {"istio": "egressgateway"}
+    assert iop["spec"]["revision"] == "1-31"
+    values = iop["spec"]["values"]["gateways"]["istio-egressgateway"]
+    assert values == {
+        "injectionTemplate": "gateway",
+        "replicaCount": 2,
+        "autoscaleEnabled": False,
+        "type": "ClusterIP",
+        "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}],
+        "serviceAnnotations": {"a": "b"},
+        "externalTrafficPolicy": "Local",
+        "podAnnotations": {"x": "y"},
+    }
+
+
+def test_user_values_merge_over_rendered_values():
+    iop = gateway.render_iop(
+        params(
+            values={
+                "gateways": {"istio-ingressgateway": {"injectionTemplate": "custom"}},
+                "global": {"logging": {"level": "debug"}},
+            }
+        )
+    )
+    assert iop["spec"]["values"]["gateways"]["istio-ingressgateway"]["injectionTemplate"] == "custom"
+    assert iop["spec"]["values"]["global"] == {"logging": {"level": "debug"}}
+
+
+def test_deep_merge_does_not_mutate_inputs():
+    base = {"a": {"b": 1}}
+    merged = gateway.deep_merge(base, {"a": {"c": 2}})
+    assert merged == {"a": {"b": 1, "c": 2}} and base == {"a": {"b": 1}}
+
+
+def test_owner_labels_match_istioctl():
+    iop = gateway.render_iop(params(revision="1-31"))
+    objs = gateway.stamp_owner_labels([{"metadata": {"name": "x", "labels": {"app": "a"}}}], iop, "1.30.0", "ingress")
+    assert objs[0]["metadata"]["labels"] == {
+        "app": "a",
+        L.OPERATOR_MANAGED: "Reconcile",
+        L.OPERATOR_VERSION: "1.30.0",
+        L.OWNING_RESOURCE: "istio-ingressgateway",
+        L.OWNING_RESOURCE_NAMESPACE: "istio-ingress",
+        L.REVISION: "1-31",
+        L.OPERATOR_COMPONENT: "IngressGateways",
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (dict(name="Istio_GW"), "name: 'Istio_GW' is not a valid gateway name"),
+        (dict(name="1gw"), "name: '1gw'"),
+        (dict(namespace="-bad"), "namespace: '-bad'"),
+        (dict(revision="1.31"), "revision: '1.31'"),
+        (dict(revision="default"), "revision: use no revision"),
+        (dict(labels={"bad key!": "x"}), "label key 'bad key!'"),
+        (dict(labels={"istio": "-x"}), "value '-x' of label 'istio'"),
+        (dict(replicas=-1), "replicas: -1"),
+        (dict(autoscaling={"enabled": True, "min": 3, "max": 2}), "autoscaling.max: 2 is below"),
+        (
+            dict(service={"ports": [{"name": "p", "port": 70000, "target_port": None, "node_port": None}]}),
+            "service.ports[0].port: 70000",
+        ),
+    ],
+)
+def test_bad_inputs_name_parameter_value_and_fix(overrides, fragment):
+    with pytest.raises(InputError) as err:
+        gateway.check_inputs(params(**overrides))
+    assert fragment in err.value.message
+
+
+def test_every_error_is_reported_at_once():
+    with pytest.raises(InputError) as err:
+        gateway.check_inputs(params(name="BAD", namespace="BAD"))
+    assert "name:" in err.value.message and "namespace:" in err.value.message
+
+
+def deployment(name, selector, pod_labels, canary_of=None):
+    meta = {"name": name, "labels": {L.CANARY_OF: canary_of} if canary_of else {}}
+    return {
+        "metadata": meta,
+        "spec": {"selector": {"matchLabels": selector}, "template": {"metadata": {"labels": pod_labels}}},
+    }
+
+
+def test_collisions_ignore_self_and_own_canary_but_catch_others():
+    sel = {"istio": "ingressgateway"}
+    deps = [
+        deployment("gw", sel, sel),
+        deployment("gw-canary", sel, sel, canary_of="gw"),
+        deployment("other-gw", sel, dict(sel, app="other")),
+        deployment("broad", {"istio": "ingressgateway"}, {"istio": "x"}),
+        deployment("unrelated", {"app": "web"}, {"app": "web"}),
+    ]
+    assert gateway.colliding_workloads(deps, "gw", sel, sel) == ["other-gw", "broad"]

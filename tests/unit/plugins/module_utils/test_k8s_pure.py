@@ -1,0 +1,72 @@
+from ansible_collections.istio_ops.gateways.plugins.module_utils import k8s
+
+
+def dep(generation=2, observed=2, replicas=3, updated=3, total=3, available=3):
+    return {
+        "metadata": {"generation": generation},
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": observed,
+            "updatedReplicas": updated,
+            "replicas": total,
+            "availableReplicas": available,
+        },
+    }
+
+
+def test_rollout_complete_follows_kubectl_rules():
+    assert k8s.rollout_complete(dep())[0]
+    assert k8s.rollout_complete(dep(observed=1)) == (False, "controller has not observed generation 2 yet")
+    assert k8s.rollout_complete(dep(updated=1))[1] == "1 of 3 new replicas updated"
+    assert k8s.rollout_complete(dep(total=4))[1] == "1 old replicas pending termination"
+    assert k8s.rollout_complete(dep(available=2))[1] == "2 of 3 updated replicas available"
+
+
+def test_strip_noise_drops_server_owned_fields_only():
+    obj = {
+        "kind": "Service",
+        "metadata": {
+            "name": "a",
+            "resourceVersion": "5",
+            "uid": "u",
+            "managedFields": [],
+            "generation": 3,
+            "creationTimestamp": "t",
+            "labels": {"x": "y"},
+            "annotations": {k8s.DEPLOYMENT_REVISION_ANNOTATION: "4"},
+        },
+        "spec": {"type": "ClusterIP"},
+        "status": {"loadBalancer": {}},
+    }
+    assert k8s.strip_noise(obj) == {
+        "kind": "Service",
+        "metadata": {"name": "a", "labels": {"x": "y"}},
+        "spec": {"type": "ClusterIP"},
+    }
+    assert obj["metadata"]["resourceVersion"] == "5"
+
+
+def test_resource_paths():
+    dep_res = k8s.KNOWN_RESOURCES[("apps/v1", "Deployment")]
+    assert dep_res.path("ns", "gw") == "/apis/apps/v1/namespaces/ns/deployments/gw"
+    ns_res = k8s.KNOWN_RESOURCES[("v1", "Namespace")]
+    assert ns_res.path(None, "x") == "/api/v1/namespaces/x"
+    assert dep_res.path("ns", "gw", "scale") == "/apis/apps/v1/namespaces/ns/deployments/gw/scale"
+
+
+def test_ref_formats():
+    assert k8s.ref({"kind": "Service", "metadata": {"name": "a", "namespace": "b"}}) == "Service/b/a"
+    assert k8s.ref({"kind": "Namespace", "metadata": {"name": "a"}}) == "Namespace/a"
+
+
+def test_wait_names_what_it_waited_for():
+    clock = iter([0, 0, 5, 11]).__next__
+    client = k8s.KubeClient.__new__(k8s.KubeClient)
+    client.sleep = lambda s: None
+    try:
+        client.wait("rollout of Deployment ns/gw", lambda: (False, "1 of 2 ready"), 10, clock=clock)
+    except k8s.K8sError as exc:
+        assert "rollout of Deployment ns/gw (1 of 2 ready)" in exc.message
+        assert "wait_timeout" in exc.message
+    else:
+        raise AssertionError("wait did not time out")
