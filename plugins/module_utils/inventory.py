@@ -145,3 +145,88 @@ def endpoints_by_revision(kube, service_name, namespace):
     for entry in result.values():
         entry["pods"].sort()
     return result
+
+
+def is_gateway(dep):
+    """A Deployment istioctl installed as a gateway, or one injected with the gateway template."""
+    labels = dep["metadata"].get("labels") or {}
+    template = dep["spec"]["template"]["metadata"]
+    return (
+        labels.get(L.OPERATOR_COMPONENT) in L.KIND_BY_COMPONENT
+        or (template.get("annotations") or {}).get(L.INJECT_TEMPLATES) == "gateway"
+    )
+
+
+def find_gateways(kube, namespace=None, name=None):
+    """[(stable Deployment, [canary Deployments])] for the gateways in a namespace or the cluster."""
+    deployments = [d for d in kube.list("apps/v1", "Deployment", namespace) if is_gateway(d)]
+    canaries = {}
+    stables = []
+    for dep in deployments:
+        meta = dep["metadata"]
+        stable_name = (meta.get("labels") or {}).get(L.CANARY_OF)
+        if stable_name:
+            canaries.setdefault((meta["namespace"], stable_name), []).append(dep)
+        elif name is None or meta["name"] == name:
+            stables.append(dep)
+    return [(d, canaries.get((d["metadata"]["namespace"], d["metadata"]["name"]), [])) for d in stables]
+
+
+def hpa_summary(hpa):
+    spec = hpa.get("spec", {})
+    return {
+        "name": hpa["metadata"]["name"],
+        "target": spec.get("scaleTargetRef", {}).get("name"),
+        "min_replicas": spec.get("minReplicas"),
+        "max_replicas": spec.get("maxReplicas"),
+        "current_replicas": hpa.get("status", {}).get("currentReplicas"),
+    }
+
+
+def describe_gateway(kube, stable, canaries):
+    """The facts gateway_info returns for one gateway."""
+    meta = stable["metadata"]
+    namespace = meta["namespace"]
+    labels = meta.get("labels") or {}
+    selector = stable["spec"].get("selector", {}).get("matchLabels") or {}
+    workloads = [stable] + canaries
+    names = {d["metadata"]["name"] for d in workloads}
+    hpas = [
+        hpa_summary(h)
+        for h in kube.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace)
+        if h["spec"].get("scaleTargetRef", {}).get("name") in names
+    ]
+    services = [kube.get("v1", "Service", meta["name"], namespace)]
+    services += kube.list("v1", "Service", namespace, label_selector="%s=%s" % (L.CANARY_OF, meta["name"]))
+    service_facts = []
+    for svc in services:
+        if svc is None:
+            continue
+        summary = service_summary(svc)
+        summary["endpoints_by_revision"] = endpoints_by_revision(kube, svc["metadata"]["name"], namespace)
+        service_facts.append(summary)
+    deployments = []
+    for dep in workloads:
+        summary = deployment_summary(dep)
+        summary["role"] = "canary" if dep is not stable else "stable"
+        deployments.append(summary)
+    component = labels.get(L.OPERATOR_COMPONENT)
+    return {
+        "name": meta["name"],
+        "namespace": namespace,
+        "kind": L.KIND_BY_COMPONENT.get(component, "egress" if "egress" in meta["name"] else "ingress"),
+        "selector": selector,
+        "revision": labels.get(L.REVISION, L.DEFAULT_REVISION),
+        "revisions": sorted({d["revision"] for d in deployments}),
+        "deployments": deployments,
+        "pods_by_revision": pods_by_revision(kube, namespace, selector) if selector else {},
+        "services": service_facts,
+        "hpa": hpas,
+        "owner": {
+            "iop": labels.get(L.OWNING_RESOURCE),
+            "iop_namespace": labels.get(L.OWNING_RESOURCE_NAMESPACE),
+            "istio_version": labels.get(L.OPERATOR_VERSION),
+            "managed_by_collection": labels.get(L.OWNING_RESOURCE_NAMESPACE) == namespace
+            and labels.get(L.OWNING_RESOURCE) == meta["name"],
+        },
+    }

@@ -1,0 +1,106 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+module: gateway_info
+short_description: Facts about Istio gateways, their revisions, replicas and endpoints
+version_added: 0.1.0
+description:
+  - Lists the Istio gateways in a namespace or in the whole cluster, whether istioctl, this collection or
+    another tool installed them. A gateway is a Deployment labelled with istioctl's
+    C(operator.istio.io/component) (C(IngressGateways) or C(EgressGateways)), or one whose pods carry the
+    annotation C(inject.istio.io/templates=gateway).
+  - For each gateway, its selector labels, revision(s), stable and canary Deployments with replica and ready
+    counts, pods by revision, its Services with endpoints by revision (from EndpointSlices, what
+    C(kubectl get endpoints) shows during a canary), its HPAs and the IstioOperator that owns it.
+  - Reads only; safe in check mode.
+author:
+  - istio_ops maintainers (@istio-ops)
+extends_documentation_fragment:
+  - istio_ops.gateways.auth
+attributes:
+  check_mode:
+    support: full
+    description: Reads only.
+  diff_mode:
+    support: none
+    description: Reads only.
+options:
+  name:
+    description:
+      - Only the gateway whose Deployment has this name.
+    type: str
+  namespace:
+    description:
+      - Only gateways in this namespace. Without it, the whole cluster.
+    type: str
+seealso:
+  - module: istio_ops.gateways.istio_gateway
+  - module: istio_ops.gateways.gateway_canary
+"""
+
+EXAMPLES = r"""
+- name: All gateways in the cluster
+  istio_ops.gateways.gateway_info:
+  register: gateways
+
+- name: Endpoints by revision of the shared gateway during a canary
+  istio_ops.gateways.gateway_info:
+    name: istio-ingressgateway
+    namespace: istio-ingress
+  register: gw
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "{{ gw.gateways[0].services[0].endpoints_by_revision }}"
+"""
+
+RETURN = r"""
+gateways:
+  description: One entry per gateway.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Name of the stable gateway Deployment., type: str, returned: always}
+    namespace: {description: Namespace., type: str, returned: always}
+    kind: {description: "V(ingress) or V(egress).", type: str, returned: always}
+    selector: {description: The Deployment's selector labels., type: dict, returned: always}
+    revision: {description: Revision of the stable Deployment., type: str, returned: always}
+    revisions: {description: Revisions of all its Deployments (stable and canary)., type: list, returned: always}
+    deployments:
+      description: Stable and canary Deployments (name, role, revision, replicas, ready_replicas, ...).
+      type: list
+      returned: always
+    pods_by_revision: {description: Pod names by revision., type: dict, returned: always}
+    services:
+      description: The gateway's Service (and a canary's own Service) with endpoints_by_revision.
+      type: list
+      returned: always
+    hpa: {description: HPAs that scale the gateway's Deployments., type: list, returned: always}
+    owner: {description: Owning IstioOperator, its namespace and istio version., type: dict, returned: always}
+  sample:
+    - name: istio-ingressgateway
+      namespace: istio-ingress
+      kind: ingress
+      selector: {istio: ingressgateway}
+      revision: default
+      revisions: [1-31, default]
+      deployments:
+        - {name: istio-ingressgateway, role: stable, revision: default, replicas: 9, ready_replicas: 9}
+        - {name: istio-ingressgateway-canary, role: canary, revision: 1-31, replicas: 1, ready_replicas: 1}
+      services:
+        - name: istio-ingressgateway
+          endpoints_by_revision: {default: {ready: 9, not_ready: 0}, 1-31: {ready: 1, not_ready: 0}}
+"""
+
+from ansible_collections.istio_ops.gateways.plugins.module_utils.common import run_module
+from ansible_collections.istio_ops.gateways.plugins.module_utils.info import ARGUMENT_SPEC, GatewayInfoManager
+
+
+def main():
+    run_module(GatewayInfoManager, ARGUMENT_SPEC)
+
+
+if __name__ == "__main__":
+    main()
