@@ -13,6 +13,13 @@ class ControlPlaneError(GatewayError):
     pass
 
 
+def all_control_planes(kube, istio_namespace):
+    """Every revision (or tag) with an injection webhook, described as find() does."""
+    return [
+        find(kube, None if rev == L.DEFAULT_REVISION else rev, istio_namespace) for rev in installed_revisions(kube)
+    ]
+
+
 def installed_revisions(kube):
     """Revision names (and revision tags) that have an injection webhook."""
     found = set()

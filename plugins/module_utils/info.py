@@ -11,6 +11,7 @@ ARGUMENT_SPEC = merge_specs(
     dict(
         name=dict(type="str"),
         namespace=dict(type="str"),
+        istio_namespace=dict(type="str", default="istio-system"),
     ),
 )
 

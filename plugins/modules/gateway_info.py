@@ -13,6 +13,8 @@ description:
   - For each gateway, its selector labels, revision(s), stable and canary Deployments with replica and ready
     counts, pods by revision, its Services with endpoints by revision (from EndpointSlices, what
     C(kubectl get endpoints) shows during a canary), its HPAs and the IstioOperator that owns it.
+  - Also lists the installed control planes (revisions and revision tags with an injection webhook, their
+    istiod Deployments and versions), so a play can assert its prerequisites first.
   - Reads only; safe in check mode.
 author:
   - istio_ops maintainers (@istio-ops)
@@ -34,6 +36,11 @@ options:
     description:
       - Only gateways in this namespace. Without it, the whole cluster.
     type: str
+  istio_namespace:
+    description:
+      - Namespace of the control plane (istiod), where control-plane versions are read.
+    type: str
+    default: istio-system
 seealso:
   - module: istio_ops.gateways.istio_gateway
   - module: istio_ops.gateways.gateway_canary
@@ -56,6 +63,20 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+control_planes:
+  description: Installed control-plane revisions (and revision tags).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    revision: {description: "Revision or tag name (V(default) for the default revision).", type: str, returned: always}
+    resolved_revision: {description: The revision a tag points at (else the same as revision)., type: str, returned: always}
+    webhooks: {description: Its injection webhook configurations., type: list, returned: always}
+    istiod: {description: Its istiod Deployments in istio_namespace., type: list, returned: always}
+    version: {description: Its Istio version (from istiod)., type: str, returned: always}
+  sample:
+    - {revision: default, resolved_revision: default, webhooks: [istio-sidecar-injector], istiod: [istiod],
+       version: 1.30.2}
 gateways:
   description: One entry per gateway.
   returned: always
