@@ -70,7 +70,7 @@ control_planes:
   elements: dict
   contains:
     revision: {description: "Revision or tag name (V(default) for the default revision).", type: str, returned: always}
-    resolved_revision: {description: The revision a tag points at (else the same as revision)., type: str, returned: always}
+    resolved_revision: {description: The revision a tag points at (else revision)., type: str, returned: always}
     webhooks: {description: Its injection webhook configurations., type: list, returned: always}
     istiod: {description: Its istiod Deployments in istio_namespace., type: list, returned: always}
     version: {description: Its Istio version (from istiod)., type: str, returned: always}
