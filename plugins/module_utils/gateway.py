@@ -138,53 +138,67 @@ def check_inputs(params):
 
 
 def render_iop(params):
-    """The IstioOperator for one gateway. Its metadata name and namespace make istioctl's
-    owner labels unique, so installing one gateway never prunes another."""
+    """The IstioOperator for one gateway. Its name (see labels.iop_name) makes istioctl's owner
+    labels unique, so installing one gateway never prunes another.
+
+    Chart values set what both gateway charts know (ingress and egress values differ: egress has
+    no replicaCount or loadBalancerIP); the component's k8s settings, which istioctl applies as
+    patches to the rendered objects, set the rest the same way for both kinds.
+    """
     kind = params["kind"]
-    gateway = {"injectionTemplate": params["injection_template"]}
-    if params.get("replicas") is not None:
-        gateway["replicaCount"] = params["replicas"]
+    chart = {"injectionTemplate": params["injection_template"]}
+    k8s = {}
     scaling = params.get("autoscaling")
     if scaling is not None:
-        gateway["autoscaleEnabled"] = scaling["enabled"]
+        chart["autoscaleEnabled"] = scaling["enabled"]
         if scaling.get("min") is not None:
-            gateway["autoscaleMin"] = scaling["min"]
+            chart["autoscaleMin"] = scaling["min"]
         if scaling.get("max") is not None:
-            gateway["autoscaleMax"] = scaling["max"]
+            chart["autoscaleMax"] = scaling["max"]
+    if params.get("replicas") is not None:
+        k8s["replicaCount"] = params["replicas"]
     service = params.get("service") or {}
     if service.get("type"):
-        gateway["type"] = service["type"]
+        chart["type"] = service["type"]
     if service.get("ports"):
-        gateway["ports"] = [_chart_port(p) for p in service["ports"]]
+        chart["ports"] = [_chart_port(p) for p in service["ports"]]
     if service.get("annotations"):
-        gateway["serviceAnnotations"] = service["annotations"]
+        k8s["serviceAnnotations"] = service["annotations"]
+    service_spec = {}
     if service.get("load_balancer_ip"):
-        gateway["loadBalancerIP"] = service["load_balancer_ip"]
+        service_spec["loadBalancerIP"] = service["load_balancer_ip"]
     if service.get("external_traffic_policy"):
-        gateway["externalTrafficPolicy"] = service["external_traffic_policy"]
+        service_spec["externalTrafficPolicy"] = service["external_traffic_policy"]
+    if service_spec:
+        k8s["service"] = service_spec
     if params.get("resources"):
-        gateway["resources"] = params["resources"]
+        k8s["resources"] = params["resources"]
     if params.get("pod_annotations"):
-        gateway["podAnnotations"] = params["pod_annotations"]
+        k8s["podAnnotations"] = params["pod_annotations"]
+    k8s = deep_merge(k8s, params.get("k8s"))
     component = {
         "name": params["name"],
         "namespace": params["namespace"],
         "enabled": True,
         "label": gateway_labels(params),
     }
-    if params.get("k8s"):
-        component["k8s"] = params["k8s"]
+    if k8s:
+        component["k8s"] = k8s
     spec = {
         "profile": "empty",
         "components": {COMPONENT_KEY[kind]: [component]},
-        "values": deep_merge({"gateways": {VALUES_KEY[kind]: gateway}}, params.get("values")),
+        "values": deep_merge(
+            {"global": {"istioNamespace": params["istio_namespace"]}, "gateways": {VALUES_KEY[kind]: chart}},
+            params.get("values"),
+        ),
     }
     if params.get("revision"):
         spec["revision"] = params["revision"]
     return {
         "apiVersion": "install.istio.io/v1alpha1",
         "kind": "IstioOperator",
-        "metadata": {"name": params["name"], "namespace": params["namespace"]},
+        # istioctl overwrites metadata.namespace with the Istio namespace; say so up front.
+        "metadata": {"name": L.iop_name(params["name"], params["namespace"]), "namespace": params["istio_namespace"]},
         "spec": spec,
     }
 

@@ -22,7 +22,7 @@ CANARY_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2",
 
 def owner_selector(name, namespace):
     """Selects what istioctl applied for the collection's IstioOperator of this gateway."""
-    return L.selector_string({L.OWNING_RESOURCE: name, L.OWNING_RESOURCE_NAMESPACE: namespace})
+    return "%s=%s" % (L.OWNING_RESOURCE, L.iop_name(name, namespace))
 
 
 def owned_objects(kube, name, namespace):
@@ -46,15 +46,53 @@ def canary_objects(kube, name, namespace):
 def remove_owned(kube, name, namespace, check_mode=False, wait_timeout=0):
     """Delete what this gateway owns (istioctl's objects and its canary); return kind/namespace/name refs."""
     targets = owned_objects(kube, name, namespace) + canary_objects(kube, name, namespace)
+    return delete_objects(kube, targets, check_mode=check_mode, wait_timeout=wait_timeout)
+
+
+# Deletion order: config and scaling first, the Deployment last, so that a run cut short is retried
+# with the Deployment (and the owner labels on it) still there to say what belongs to the gateway.
+_DELETE_ORDER = (
+    "Gateway",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+    "Service",
+    "RoleBinding",
+    "Role",
+    "ServiceAccount",
+    "Deployment",
+)
+
+
+def object_ref(obj):
+    """{kind, namespace, name} of an object, as module results list them."""
+    meta = obj["metadata"]
+    return {"kind": obj["kind"], "namespace": meta.get("namespace"), "name": meta["name"]}
+
+
+def delete_objects(kube, objects, check_mode=False, wait_timeout=0):
+    """The one removal routine: delete objects (server-side dry-run in check mode); return the refs deleted.
+
+    An object that is already being deleted (deletionTimestamp set) is awaited but not reported again,
+    so a rerun after `wait: false` reports no change.
+    """
     removed = []
-    gone = []
-    for obj in targets:
+    awaited = []
+    seen = set()
+    rank = {kind: index for index, kind in enumerate(_DELETE_ORDER)}
+    for obj in sorted(objects, key=lambda o: rank.get(o["kind"], -1)):
         meta = obj["metadata"]
-        if kube.delete(obj["apiVersion"], obj["kind"], meta["name"], namespace, dry_run=check_mode):
-            removed.append({"kind": obj["kind"], "namespace": namespace, "name": meta["name"]})
-            gone.append((obj["apiVersion"], obj["kind"], meta["name"], namespace))
+        key = (obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        if key in seen:
+            continue
+        seen.add(key)
+        if meta.get("deletionTimestamp"):
+            awaited.append(key)
+        elif kube.delete(key[0], key[1], key[2], key[3], dry_run=check_mode):
+            removed.append(object_ref(obj))
+            awaited.append(key)
     if not check_mode and wait_timeout:
-        kube.wait_deleted(gone, wait_timeout)
+        kube.wait_deleted(awaited, wait_timeout)
     return removed
 
 
@@ -226,7 +264,6 @@ def describe_gateway(kube, stable, canaries):
             "iop": labels.get(L.OWNING_RESOURCE),
             "iop_namespace": labels.get(L.OWNING_RESOURCE_NAMESPACE),
             "istio_version": labels.get(L.OPERATOR_VERSION),
-            "managed_by_collection": labels.get(L.OWNING_RESOURCE_NAMESPACE) == namespace
-            and labels.get(L.OWNING_RESOURCE) == meta["name"],
+            "managed_by_collection": labels.get(L.OWNING_RESOURCE) == L.iop_name(meta["name"], namespace),
         },
     }

@@ -37,6 +37,8 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils import labels a
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+REQUEST_TIMEOUT = (10, 60)  # seconds to connect, to read
+APPLY_PATCH = "application/apply-patch+yaml"
 # Metadata the server owns: differences there are noise, not change.
 NOISY_METADATA = ("resourceVersion", "managedFields", "generation", "uid", "creationTimestamp", "selfLink")
 DEPLOYMENT_REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
@@ -225,29 +227,18 @@ class KubeClient(object):
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
-        if body is not None and not isinstance(body, (str, bytes)):
+        if body is not None and content_type == APPLY_PATCH:
+            # The REST client JSON-encodes only JSON content types; an apply patch goes as text (JSON is YAML).
             body = json.dumps(body)
         attempt = 0
         while True:
             attempt += 1
             self.requests.append((method, path))
             try:
-                response = self.api.call_api(
-                    path,
-                    method,
-                    query_params=list((query or {}).items()),
-                    header_params=headers,
-                    body=body,
-                    auth_settings=["BearerToken"],
-                    _preload_content=False,
-                    _return_http_data_only=True,
-                    _request_timeout=(10, 60),
-                )
-                data = response.data
+                data = self._send(method, path, list((query or {}).items()), headers, body)
                 return json.loads(data) if data else None
             except ApiException as exc:
-                status = exc.status
-                retryable = status in RETRY_STATUSES or (status == 409 and retry_conflict)
+                retryable = exc.status in RETRY_STATUSES or (exc.status == 409 and retry_conflict)
                 if retryable and attempt <= self.retries:
                     self.sleep(self._delay(attempt, exc))
                     continue
@@ -260,6 +251,37 @@ class KubeClient(object):
                     "cannot reach the Kubernetes API server at %s (%s %s): %s; check host/kubeconfig and "
                     "that the server is up" % (self.configuration.host, method, path, _short(exc))
                 )
+
+    def _send(self, method, path, query, headers, body):
+        """One HTTP exchange through the kubernetes package's ApiClient; raw response bytes.
+
+        kubernetes >= 35 (OpenAPI generator 7) splits serialising from sending and no longer raises
+        for HTTP errors; older releases do both in call_api.
+        """
+        api = self.api
+        if hasattr(api, "param_serialize"):
+            method, url, headers, body, post = api.param_serialize(
+                method, path, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"]
+            )
+            response = api.call_api(
+                method, url, header_params=headers, body=body, post_params=post, _request_timeout=REQUEST_TIMEOUT
+            )
+            data = response.read()
+            if not 200 <= response.status <= 299:
+                raise ApiException(http_resp=response)
+            return data
+        response = api.call_api(
+            path,
+            method,
+            query_params=query,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+        return response.data
 
     def _delay(self, attempt, exc=None):
         retry_after = exc is not None and exc.headers and exc.headers.get("Retry-After")
@@ -329,7 +351,7 @@ class KubeClient(object):
             res.path(meta.get("namespace"), meta["name"]),
             query=query,
             body=obj,
-            content_type="application/apply-patch+yaml",
+            content_type=APPLY_PATCH,
             retry_conflict=True,
         )
 

@@ -7,6 +7,8 @@ install.getOwnerLabels); the collection's keys mark what it created, so that
 cleanup removes exactly that and nothing else.
 """
 
+import hashlib
+
 # istioctl owner labels, stamped on every object `istioctl install` applies.
 OWNING_RESOURCE = "install.operator.istio.io/owning-resource"
 OWNING_RESOURCE_NAMESPACE = "install.operator.istio.io/owning-resource-namespace"
@@ -14,6 +16,9 @@ OPERATOR_MANAGED = "operator.istio.io/managed"
 OPERATOR_MANAGED_VALUE = "Reconcile"
 OPERATOR_VERSION = "operator.istio.io/version"
 OPERATOR_COMPONENT = "operator.istio.io/component"
+
+# istioctl's ownership marks; a canary copy drops them so istioctl never prunes or claims it.
+OWNER_LABEL_KEYS = (OWNING_RESOURCE, OWNING_RESOURCE_NAMESPACE, OPERATOR_MANAGED, OPERATOR_VERSION, OPERATOR_COMPONENT)
 
 # istioctl component names (operator/pkg/component) per gateway kind.
 COMPONENT_BY_KIND = {"ingress": "IngressGateways", "egress": "EgressGateways"}
@@ -44,7 +49,22 @@ CREATED_NAMESPACE = _PREFIX + "created-by-collection"  # annotation on a namespa
 CANARY_OF = _PREFIX + "canary-of"  # label on canary Deployment/Service/HPA: the stable name
 ROLE = _PREFIX + "role"  # label: "stable" or "canary" (external mode pod split)
 GATEWAY_OF = _PREFIX + "gateway"  # label on Gateway resources made by gateway_config
+# Its companion: gateway names repeat across namespaces (istio-ingressgateway), so cleanup needs both.
+GATEWAY_NAMESPACE_OF = _PREFIX + "gateway-namespace"
 STATE = _PREFIX + "state"  # annotation: JSON of what a canary changed, restored on promote/rollback
+
+
+def iop_name(gateway, namespace):
+    """The IstioOperator name of one gateway: unique in the cluster, a valid label value.
+
+    istioctl prunes by owner name across the cluster (the owner namespace is always the Istio
+    namespace), so two gateways' IstioOperators must never share a name.
+    """
+    name = "%s-%s" % (namespace, gateway)
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return "%s-%s" % (name[:54].rstrip("-"), digest)
 
 
 def owner_labels(iop_name, iop_namespace, revision, version, kind=None):

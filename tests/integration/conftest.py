@@ -54,6 +54,7 @@ def snapshot(kube, namespaces):
             for obj in kube.list(api_version, kind, ns):
                 meta = obj["metadata"]
                 state["%s/%s/%s" % (kind, ns, meta["name"])] = json.dumps(strip_noise(obj), sort_keys=True)
-    for obj in kube.list("v1", "Namespace"):
-        state["Namespace/" + obj["metadata"]["name"]] = json.dumps(strip_noise(obj), sort_keys=True)
+    for ns in namespaces:  # only these: other tests create and delete namespaces concurrently
+        obj = kube.get("v1", "Namespace", ns)
+        state["Namespace/" + ns] = json.dumps(strip_noise(obj), sort_keys=True) if obj else None
     return state

@@ -28,7 +28,7 @@ def params(**overrides):
 
 def test_seed_iop_is_rendered_with_unique_owner_name():
     iop = gateway.render_iop(params())
-    assert iop["metadata"] == {"name": "istio-ingressgateway", "namespace": "istio-ingress"}
+    assert iop["metadata"] == {"name": "istio-ingress-istio-ingressgateway", "namespace": "istio-system"}
     assert iop["spec"]["profile"] == "empty"
     component = iop["spec"]["components"]["ingressGateways"][0]
     assert component == {
@@ -37,7 +37,10 @@ def test_seed_iop_is_rendered_with_unique_owner_name():
         "enabled": True,
         "label": {"istio": "ingressgateway"},
     }
-    assert iop["spec"]["values"] == {"gateways": {"istio-ingressgateway": {"injectionTemplate": "gateway"}}}
+    assert iop["spec"]["values"] == {
+        "global": {"istioNamespace": "istio-system"},
+        "gateways": {"istio-ingressgateway": {"injectionTemplate": "gateway"}},
+    }
     assert "revision" not in iop["spec"]
 
 
@@ -64,12 +67,15 @@ def test_egress_defaults_and_chart_values():
     values = iop["spec"]["values"]["gateways"]["istio-egressgateway"]
     assert values == {
         "injectionTemplate": "gateway",
-        "replicaCount": 2,
         "autoscaleEnabled": False,
         "type": "ClusterIP",
         "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}],
+    }
+    # What the egress chart's values lack goes through the component's k8s patches, for both kinds.
+    assert iop["spec"]["components"]["egressGateways"][0]["k8s"] == {
+        "replicaCount": 2,
         "serviceAnnotations": {"a": "b"},
-        "externalTrafficPolicy": "Local",
+        "service": {"externalTrafficPolicy": "Local"},
         "podAnnotations": {"x": "y"},
     }
 
@@ -84,7 +90,7 @@ def test_user_values_merge_over_rendered_values():
         )
     )
     assert iop["spec"]["values"]["gateways"]["istio-ingressgateway"]["injectionTemplate"] == "custom"
-    assert iop["spec"]["values"]["global"] == {"logging": {"level": "debug"}}
+    assert iop["spec"]["values"]["global"] == {"istioNamespace": "istio-system", "logging": {"level": "debug"}}
 
 
 def test_deep_merge_does_not_mutate_inputs():
@@ -100,8 +106,8 @@ def test_owner_labels_match_istioctl():
         "app": "a",
         L.OPERATOR_MANAGED: "Reconcile",
         L.OPERATOR_VERSION: "1.30.0",
-        L.OWNING_RESOURCE: "istio-ingressgateway",
-        L.OWNING_RESOURCE_NAMESPACE: "istio-ingress",
+        L.OWNING_RESOURCE: "istio-ingress-istio-ingressgateway",
+        L.OWNING_RESOURCE_NAMESPACE: "istio-system",
         L.REVISION: "1-31",
         L.OPERATOR_COMPONENT: "IngressGateways",
     }
@@ -155,3 +161,10 @@ def test_collisions_ignore_self_and_own_canary_but_catch_others():
         deployment("unrelated", {"app": "web"}, {"app": "web"}),
     ]
     assert gateway.colliding_workloads(deps, "gw", sel, sel) == ["other-gw", "broad"]
+
+
+def test_iop_names_are_unique_per_namespace_and_valid_label_values():
+    assert L.iop_name("gw", "team-a") != L.iop_name("gw", "team-b")
+    long_name = L.iop_name("g" * 63, "n" * 63)
+    assert len(long_name) <= 63 and long_name[-1].isalnum()
+    assert long_name != L.iop_name("g" * 63, "n" * 62 + "x")
