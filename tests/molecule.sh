@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Molecule scenarios (extensions/molecule/*) against the local test bed, or $KUBECONFIG's cluster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${KUBECONFIG:-}" ]; then
+  echo ">> starting (or reusing) the local test bed for Molecule"
+  .venv/bin/python -m tests.testbed.testbed up
+  eval "$(.venv/bin/python -m tests.testbed.testbed env)"
+fi
+export KUBECONFIG ISTIOCTL ISTIOCTL_CANARY TESTBED_CANARY_REVISION
+scenarios=("$@")
+if [ ${#scenarios[@]} -eq 0 ]; then
+  mapfile -t scenarios < <(find extensions/molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)
+fi
+for scenario in "${scenarios[@]}"; do
+  echo ">> molecule test -s ${scenario}"
+  .venv/bin/molecule test -s "${scenario}"
+done
+echo ">> molecule: ${#scenarios[@]} scenarios passed"
