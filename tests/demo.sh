@@ -2,6 +2,7 @@
 # `make demo`: with no KUBECONFIG, start (or reuse) the local test bed; then run playbooks/demo.yml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
 if [ -z "${KUBECONFIG:-}" ]; then
   echo ">> no KUBECONFIG set: starting the local test bed (the first run builds it; later runs take seconds)"
   .venv/bin/python -m tests.testbed.testbed up

@@ -2,6 +2,7 @@
 # Molecule scenarios (extensions/molecule/*) against the local test bed, or $KUBECONFIG's cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
 if [ -z "${KUBECONFIG:-}" ]; then
   echo ">> starting (or reusing) the local test bed for Molecule"
   .venv/bin/python -m tests.testbed.testbed up

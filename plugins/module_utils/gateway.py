@@ -188,7 +188,12 @@ def render_iop(params):
         "profile": "empty",
         "components": {COMPONENT_KEY[kind]: [component]},
         "values": deep_merge(
-            {"global": {"istioNamespace": params["istio_namespace"]}, "gateways": {VALUES_KEY[kind]: chart}},
+            {
+                # operatorManageWebhooks: without it, a default-revision install rewrites the cluster's
+                # `default` revision tag webhooks (istioctl's WebhooksToDeploy); a gateway must not.
+                "global": {"istioNamespace": params["istio_namespace"], "operatorManageWebhooks": True},
+                "gateways": {VALUES_KEY[kind]: chart},
+            },
             params.get("values"),
         ),
     }

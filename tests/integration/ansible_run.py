@@ -28,7 +28,8 @@ class AnsibleRunner:
         env.update(
             ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
             ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
-            ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+            ANSIBLE_STDOUT_CALLBACK="task_results",
+            ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).resolve().parent / "callback_plugins"),
             ANSIBLE_LOCALHOST_WARNING="false",
             ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
             ANSIBLE_PYTHON_INTERPRETER=sys.executable,
@@ -53,12 +54,12 @@ class AnsibleRunner:
                 argv.append("--check")
             if verbosity:
                 argv.append("-" + "v" * verbosity)
-            proc = subprocess.run(argv, capture_output=True, text=True, env=self.env(**(env or {})), timeout=900)
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, env=self.env(**(env or {})), timeout=900, check=False
+            )
         raw = proc.stdout + proc.stderr
-        try:
-            parsed = json.loads(proc.stdout[proc.stdout.index("{") :])
-        except ValueError:
-            parsed = None
+        documents = [line for line in proc.stdout.splitlines() if line.startswith('{"tasks"')]
+        parsed = json.loads(documents[-1]) if documents else None
         return proc.returncode, parsed, raw
 
     def module(self, name, args=None, check=False, diff=False, env=None):
@@ -75,7 +76,7 @@ class AnsibleRunner:
         rc, parsed, raw = self.playbook(yaml.safe_dump(play), env=env)
         if parsed is None:
             raise AssertionError("ansible-playbook produced no JSON (rc=%s):\n%s" % (rc, raw[-4000:]))
-        result = parsed["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        result = parsed["tasks"][0]["hosts"]["localhost"]
         result["_raw"] = raw
         return result
 

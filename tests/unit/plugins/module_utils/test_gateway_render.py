@@ -38,7 +38,7 @@ def test_seed_iop_is_rendered_with_unique_owner_name():
         "label": {"istio": "ingressgateway"},
     }
     assert iop["spec"]["values"] == {
-        "global": {"istioNamespace": "istio-system"},
+        "global": {"istioNamespace": "istio-system", "operatorManageWebhooks": True},
         "gateways": {"istio-ingressgateway": {"injectionTemplate": "gateway"}},
     }
     assert "revision" not in iop["spec"]
@@ -90,7 +90,11 @@ def test_user_values_merge_over_rendered_values():
         )
     )
     assert iop["spec"]["values"]["gateways"]["istio-ingressgateway"]["injectionTemplate"] == "custom"
-    assert iop["spec"]["values"]["global"] == {"istioNamespace": "istio-system", "logging": {"level": "debug"}}
+    assert iop["spec"]["values"]["global"] == {
+        "istioNamespace": "istio-system",
+        "operatorManageWebhooks": True,
+        "logging": {"level": "debug"},
+    }
 
 
 def test_deep_merge_does_not_mutate_inputs():
