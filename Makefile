@@ -18,7 +18,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 -include tests/testbed/testbed.mk
 
-.PHONY: help venv collection unit sanity lint integration molecule test demo clean
+.PHONY: help venv collection unit sanity lint changelog-lint packaging integration molecule test demo clean
 
 help:
 	@echo "make demo        run the demo job on the local test bed (or \$$KUBECONFIG's cluster)"
@@ -62,10 +62,17 @@ sanity: $(SANITY_VENV)/.installed
 	  mkdir -p ~/.ansible/test/cache && cp tests/sanity/get_pip_offline.py ~/.ansible/test/cache/get_pip_$${pip_version}.py
 	cd $(SANITY_ROOT) && $(abspath $(SANITY_VENV))/bin/ansible-test sanity --requirements --python 3.11 --color no
 
-lint: venv collection
+lint: venv collection changelog-lint
 	$(VENV)/bin/ruff check plugins tests
 	$(VENV)/bin/ruff format --check plugins tests
 	$(VENV)/bin/ansible-lint --profile production roles playbooks
+
+changelog-lint: venv
+	$(VENV)/bin/antsibull-changelog lint
+
+# The Galaxy tarball (contents, install, modules run from it) and the execution environment's build context.
+packaging: venv collection
+	$(PYTHON) -m pytest -q tests/packaging
 
 integration: venv collection
 	$(PYTHON) -m pytest -q -m integration tests/integration
@@ -73,7 +80,7 @@ integration: venv collection
 molecule: venv collection
 	tests/molecule.sh
 
-test: unit sanity lint integration molecule
+test: unit sanity lint packaging integration molecule
 
 demo: venv collection
 	tests/demo.sh
