@@ -1,0 +1,175 @@
+"""Tests of the test bed itself: what the collection's integration tests rely on."""
+
+import subprocess
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+pytestmark = pytest.mark.integration
+
+SEED_OPERATOR = """
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {name: ingress}
+spec:
+  profile: empty
+  components:
+    ingressGateways:
+    - name: istio-ingressgateway
+      namespace: istio-ingress
+      enabled: true
+      label: {istio: ingressgateway}
+  values:
+    gateways:
+      istio-ingressgateway:
+        injectionTemplate: gateway
+"""
+
+
+def wait_until(what, check, timeout=120, interval=1):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="module")
+def api(testbed):
+    return config.new_client_from_config(str(testbed.kubeconfig))
+
+
+@pytest.fixture
+def namespace(api):
+    """A fresh namespace, deleted after the test (in the background: its name is unique)."""
+    core = client.CoreV1Api(api)
+    name = f"testbed-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+def deployment(name, replicas, labels):
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {"name": "app", "image": "registry.k8s.io/pause:3.10", "ports": [{"containerPort": 8080}]}
+                    ]
+                },
+            },
+        },
+    }
+
+
+def rolled_out(apps, namespace, name):
+    d = apps.read_namespaced_deployment(name, namespace)
+    s = d.status
+    return (
+        s.observed_generation == d.metadata.generation
+        and s.updated_replicas == d.spec.replicas
+        and s.ready_replicas == d.spec.replicas
+        and s.replicas == d.spec.replicas
+    )
+
+
+def ready_pods(core, namespace, selector):
+    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+    return {
+        p.metadata.name: p
+        for p in pods
+        if not p.metadata.deletion_timestamp
+        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+    }
+
+
+def test_deployment_becomes_ready_and_service_gets_endpoints(api, namespace):
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    discovery = client.DiscoveryV1Api(api)
+    labels = {"app": "web"}
+    apps.create_namespaced_deployment(namespace, deployment("web", 3, labels))
+    core.create_namespaced_service(
+        namespace,
+        {"metadata": {"name": "web"}, "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]}},
+    )
+
+    wait_until("deployment web ready", lambda: rolled_out(apps, namespace, "web"))
+
+    def ready_endpoints():
+        slices = discovery.list_namespaced_endpoint_slice(
+            namespace, label_selector="kubernetes.io/service-name=web"
+        ).items
+        return [e for s in slices for e in s.endpoints or [] if e.conditions.ready]
+
+    endpoints = wait_until("3 ready endpoints", lambda: len(ready_endpoints()) == 3 and ready_endpoints())
+    assert {e.target_ref.name for e in endpoints} == set(ready_pods(core, namespace, "app=web"))
+
+
+def test_istioctl_installs_seed_gateway_with_injection(testbed, api, namespace, tmp_path):
+    # The seed as documented, moved into this test's namespace (and named after it)
+    # so it cannot collide with gateways other tests install in istio-ingress.
+    operator = yaml.safe_load(SEED_OPERATOR)
+    operator["metadata"]["name"] = namespace
+    operator["spec"]["components"]["ingressGateways"][0]["namespace"] = namespace
+    iop = tmp_path / "ingress.yaml"
+    iop.write_text(yaml.safe_dump(operator))
+
+    result = subprocess.run(
+        [str(testbed.istioctl), "install", "-y", "-f", str(iop), f"--kubeconfig={testbed.kubeconfig}"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    wait_until("gateway ready", lambda: rolled_out(apps, namespace, "istio-ingressgateway"))
+    pods = ready_pods(core, namespace, "istio=ingressgateway")
+    assert pods
+    for pod in pods.values():
+        proxy = next(c for c in pod.spec.containers if c.name == "istio-proxy")
+        assert proxy.image != "auto", "the injection webhook did not run"
+        assert proxy.image.endswith(f"/proxyv2:{testbed.default_version}")
+
+
+def test_rollout_restart_replaces_pods(api, namespace):
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    apps.create_namespaced_deployment(namespace, deployment("web", 2, {"app": "web"}))
+    wait_until("deployment web ready", lambda: rolled_out(apps, namespace, "web"))
+    before = set(ready_pods(core, namespace, "app=web"))
+
+    restarted_at = datetime.now(timezone.utc).isoformat()
+    apps.patch_namespaced_deployment(
+        "web",
+        namespace,
+        {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": restarted_at}}}}},
+    )
+
+    def replaced():
+        pods = core.list_namespaced_pod(namespace, label_selector="app=web").items
+        ready = ready_pods(core, namespace, "app=web")
+        return (
+            rolled_out(apps, namespace, "web")
+            and len(pods) == 2
+            and len(ready) == 2
+            and not set(ready) & before
+            and set(ready)
+        )
+
+    after = wait_until("pods replaced", replaced)
+    assert len(after) == 2 and not after & before

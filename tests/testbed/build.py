@@ -1,0 +1,263 @@
+"""Build the bed's binaries from Go modules into the versioned binary cache.
+
+Four build groups, each one `go build` invocation so packages shared by the
+binaries of a group compile once:
+  kube          etcd, kube-apiserver, kube-controller-manager, kube-scheduler
+                (from gomod/k8s, which pins k8s.io/kubernetes and etcd)
+  kwok          sigs.k8s.io/kwok/cmd/kwok, built in its own module
+  istio-MINOR   istioctl + pilot-discovery, one group per pinned Istio commit,
+                built in the istio.io/istio module itself, or in gomod/istio-MINOR
+                when the proxy lacks some of the commit's own dependencies
+A finished group leaves a stamp, so an interrupted build resumes where it stopped
+and a complete cache builds nothing.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .common import GOMOD_DIR, K8S_GOMOD_DIR, bin_dir, cache_root, fmt_elapsed, istio_minor, load_versions, log
+
+HEARTBEAT_SECONDS = 30
+
+
+def go_env():
+    # Static binaries; no go.work or GOFLAGS (e.g. -mod=vendor) of the caller leaking in.
+    env = dict(os.environ, CGO_ENABLED="0", GOWORK="off")
+    env.pop("GOFLAGS", None)
+    return env
+
+
+def module_info(module, version):
+    """Download module@version into the module cache; return `go mod download -json`."""
+    cache_root().mkdir(parents=True, exist_ok=True)
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        cwd=cache_root(),
+        env=go_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out)
+
+
+def module_time(module, version):
+    """Commit time the proxy reports, used as a reproducible build date."""
+    info = json.loads(Path(module_info(module, version)["Info"]).read_text())
+    return info["Time"]
+
+
+def pseudo_version_hash(version):
+    return version.rsplit("-", 1)[-1]
+
+
+def istio_gomod(version):
+    """Wrapper module for an Istio commit whose own dependencies are not all served.
+
+    When gomod/istio-MINOR exists the commit is built there (its go.mod replaces
+    the missing dependencies); otherwise in the istio.io/istio module itself.
+    """
+    gomod = GOMOD_DIR / f"istio-{istio_minor(version)}"
+    return gomod if gomod.exists() else None
+
+
+def check_gomod_pins(versions):
+    """Each module under gomod/ must build exactly what versions.env announces."""
+    pins = [
+        (K8S_GOMOD_DIR, "k8s.io/kubernetes", "KUBERNETES_VERSION"),
+        (K8S_GOMOD_DIR, "go.etcd.io/etcd/server/v3", "ETCD_VERSION"),
+    ]
+    for prefix in ("ISTIO", "ISTIO_CANARY"):
+        gomod = istio_gomod(versions[f"{prefix}_VERSION"])
+        if gomod:
+            pins.append((gomod, "istio.io/istio", f"{prefix}_MODULE"))
+    for gomod, module, key in pins:
+        pattern = rf"^(require)?\s*{re.escape(module)} {re.escape(versions[key])}\s*$"
+        if not re.search(pattern, (gomod / "go.mod").read_text(), re.MULTILINE):
+            raise SystemExit(
+                f"{gomod}/go.mod does not require {module} {versions[key]} ({key} in versions.env); update one of them"
+            )
+
+
+def kube_ldflags(versions):
+    k8s = versions["KUBERNETES_VERSION"]
+    major, minor = k8s.lstrip("v").split(".")[:2]
+    # The module proxy serves no VCS origin, so gitCommit stays unset.
+    stamp = {
+        "gitVersion": k8s,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+        "buildDate": module_time("k8s.io/kubernetes", k8s),
+    }
+    flags = [
+        f"-X k8s.io/{pkg}.{name}={value}"
+        for pkg in ("component-base/version", "client-go/pkg/version")
+        for name, value in stamp.items()
+    ]
+    return " ".join(flags)
+
+
+def istio_ldflags(version, module_version):
+    revision = pseudo_version_hash(module_version)
+    stamp = {
+        "buildVersion": version,
+        "buildGitRevision": revision,
+        "buildTag": version,
+        "buildHub": "docker.io/istio",
+        "buildStatus": "Clean",
+        "buildOS": "linux",
+        "buildArch": "amd64",
+    }
+    return " ".join(f"-X istio.io/istio/pkg/version.{k}={v}" for k, v in stamp.items())
+
+
+@dataclass
+class Group:
+    """One `go build` invocation and where its binaries land in bin/."""
+
+    name: str
+    workdir: Callable[[], Path]
+    packages: list
+    ldflags: Callable[[], str]
+    outputs: dict  # name `go build` gives the binary -> path under bin/
+    finish: Callable[[Path], None] = lambda bindir: None
+
+
+# kwokctl's default stages (node initialize, node heartbeat with lease, pod
+# ready/complete/delete); copied next to the binary so `up` needs no module cache.
+KWOK_STAGES = [
+    "kustomize/stage/node/fast/node-initialize.yaml",
+    "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "kustomize/stage/pod/fast/pod-ready.yaml",
+    "kustomize/stage/pod/fast/pod-complete.yaml",
+    "kustomize/stage/pod/fast/pod-delete.yaml",
+]
+
+
+def kwok_dir(versions):
+    return Path(module_info("sigs.k8s.io/kwok", versions["KWOK_VERSION"])["Dir"])
+
+
+def copy_kwok_stages(versions, bindir):
+    docs = [(kwok_dir(versions) / stage).read_text() for stage in KWOK_STAGES]
+    (bindir / "kwok-stages.yaml").write_text("\n---\n".join(docs))
+
+
+def build_groups(versions):
+    groups = [
+        Group(
+            "kube",
+            lambda: K8S_GOMOD_DIR,
+            [
+                "go.etcd.io/etcd/server/v3",
+                "k8s.io/kubernetes/cmd/kube-apiserver",
+                "k8s.io/kubernetes/cmd/kube-controller-manager",
+                "k8s.io/kubernetes/cmd/kube-scheduler",
+            ],
+            lambda: kube_ldflags(versions),
+            # `go build` names the .../server/v3 main package "server".
+            {
+                "server": "etcd",
+                "kube-apiserver": "kube-apiserver",
+                "kube-controller-manager": "kube-controller-manager",
+                "kube-scheduler": "kube-scheduler",
+            },
+        ),
+        Group(
+            "kwok",
+            lambda: kwok_dir(versions),
+            ["./cmd/kwok"],
+            lambda: "",
+            {"kwok": "kwok"},
+            lambda bindir: copy_kwok_stages(versions, bindir),
+        ),
+    ]
+    for prefix in ("ISTIO", "ISTIO_CANARY"):
+        module_version = versions[f"{prefix}_MODULE"]
+        version = versions[f"{prefix}_VERSION"]
+        sub = f"istio-{istio_minor(version)}"
+        groups.append(
+            Group(
+                sub,
+                lambda v=version, mv=module_version: istio_gomod(v) or Path(module_info("istio.io/istio", mv)["Dir"]),
+                ["istio.io/istio/istioctl/cmd/istioctl", "istio.io/istio/pilot/cmd/pilot-discovery"],
+                lambda v=version, mv=module_version: istio_ldflags(v, mv),
+                {"istioctl": f"{sub}/istioctl", "pilot-discovery": f"{sub}/pilot-discovery"},
+            )
+        )
+    return groups
+
+
+def run_with_heartbeat(cmd, cwd, logfile, label):
+    """Run a `go build -v`, printing a progress line every HEARTBEAT_SECONDS."""
+    start = time.monotonic()
+    with open(logfile, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=go_env(), stdout=out, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                proc.wait(timeout=HEARTBEAT_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                lines = Path(logfile).read_text(errors="replace").splitlines()
+                last = lines[-1] if lines else "resolving modules"
+                log(
+                    f"  ... {label}: {fmt_elapsed(time.monotonic() - start)} elapsed, "
+                    f"{len(lines)} packages compiled, last {last}"
+                )
+    if proc.returncode:
+        tail = "\n".join(Path(logfile).read_text(errors="replace").splitlines()[-40:])
+        raise SystemExit(f"building {label} failed (exit {proc.returncode}); last lines of {logfile}:\n{tail}")
+
+
+def build_group(group, key_dir, bindir):
+    name = group.name
+    stamp = key_dir / "done" / name
+    if stamp.exists():
+        return
+    staging = key_dir / "staging" / name
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    (key_dir / "logs").mkdir(exist_ok=True)
+    log(f"building {name}: {', '.join(group.outputs.values())}")
+    start = time.monotonic()
+    jobs = str(os.cpu_count() or 2)
+    ldflags = f"-s -w {group.ldflags()}".strip()
+    cmd = ["go", "build", "-v", "-p", jobs, "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", f"{staging}/"]
+    run_with_heartbeat([*cmd, *group.packages], group.workdir(), key_dir / "logs" / f"{name}.log", name)
+    for built, target in group.outputs.items():
+        (bindir / target).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / built, bindir / target)
+    group.finish(bindir)
+    shutil.rmtree(staging)
+    stamp.parent.mkdir(exist_ok=True)
+    elapsed = time.monotonic() - start
+    stamp.write_text(f"{elapsed:.0f}\n")
+    log(f"built {name} in {fmt_elapsed(elapsed)}")
+
+
+def ensure_built(versions=None):
+    """Build whatever the cache lacks; return the bin dir. Builds nothing when complete."""
+    versions = versions or load_versions()
+    bindir = bin_dir(versions)
+    key_dir = bindir.parent
+    groups = build_groups(versions)
+    if all((key_dir / "done" / g.name).exists() for g in groups):
+        return bindir
+    check_gomod_pins(versions)
+    if shutil.which("go") is None:
+        raise SystemExit("the test bed builds its binaries with Go; install Go >= 1.26")
+    bindir.mkdir(parents=True, exist_ok=True)
+    log(f"building test bed binaries into {bindir} (a cold build takes ~15 min on 2 cores)")
+    start = time.monotonic()
+    for group in groups:
+        build_group(group, key_dir, bindir)
+    log(f"all binaries built in {fmt_elapsed(time.monotonic() - start)}")
+    return bindir

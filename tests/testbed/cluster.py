@@ -1,0 +1,259 @@
+"""The Kubernetes side of the bed: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and kwok with fake nodes, all on 127.0.0.1."""
+
+import yaml
+
+from . import pki, procs
+from .common import STATE_DIR
+
+SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
+NODE_COUNT = 2
+NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
+PKI_DIR = STATE_DIR / "pki"
+KUBECONFIG = STATE_DIR / "kubeconfig"
+
+
+def write_kubeconfig(path, server, ca, cert=None, key=None, token=None):
+    user = {"token": token} if token else {"client-certificate": str(cert), "client-key": str(key)}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "testbed", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+                "users": [{"name": "testbed", "user": user}],
+                "contexts": [{"name": "testbed", "context": {"cluster": "testbed", "user": "testbed"}}],
+                "current-context": "testbed",
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+def generate_pki():
+    """Cluster CA, API server serving cert and one client identity per component."""
+    PKI_DIR.mkdir(parents=True, exist_ok=True)
+    ca = pki.CA(PKI_DIR, "ca")
+    ca.issue(
+        "apiserver",
+        "kube-apiserver",
+        server=True,
+        ips=["127.0.0.1", SERVICE_IP],
+        dns=[
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ],
+    )
+    ca.issue("admin", "testbed-admin", organization="system:masters")
+    # The bootstrap RBAC policy grants these well-known user names what they need.
+    ca.issue("controller-manager", "system:kube-controller-manager")
+    ca.issue("scheduler", "system:kube-scheduler")
+    # kwok writes node and pod status for every fake node, like a fleet of kubelets.
+    ca.issue("kwok", "kwok", organization="system:masters")
+    pki.service_account_keys(PKI_DIR)
+
+
+def start_etcd(state, bindir, client_port, peer_port):
+    url, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+    procs.start(
+        state,
+        "etcd",
+        [
+            str(bindir / "etcd"),
+            "--name=testbed",
+            f"--data-dir={STATE_DIR / 'etcd'}",
+            f"--listen-client-urls={url}",
+            f"--advertise-client-urls={url}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=testbed={peer}",
+            # Throwaway data: skip fsync so slow CI disks do not stall the API server.
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ],
+    )
+    procs.wait_for("etcd health", lambda: procs.http_get(f"{url}/health")[0] == 200, state)
+    return url
+
+
+def start_apiserver(state, bindir, etcd_url, port):
+    p = PKI_DIR
+    procs.start(
+        state,
+        "kube-apiserver",
+        [
+            str(bindir / "kube-apiserver"),
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            "--advertise-address=127.0.0.1",
+            # 127.0.0.1 is no address for pods: publish no endpoints for the `kubernetes` Service.
+            "--endpoint-reconciler-type=none",
+            f"--tls-cert-file={p / 'apiserver.crt'}",
+            f"--tls-private-key-file={p / 'apiserver.key'}",
+            f"--client-ca-file={p / 'ca.crt'}",
+            "--authorization-mode=Node,RBAC",
+            f"--service-account-key-file={p / 'sa.pub'}",
+            f"--service-account-signing-key-file={p / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--allow-privileged=true",
+            "--profiling=false",
+        ],
+    )
+    server = f"https://127.0.0.1:{port}"
+    procs.wait_for("kube-apiserver /readyz", lambda: apiserver_ready(server), state, timeout=180)
+    return server
+
+
+def apiserver_ready(server):
+    status, _ = procs.http_get(f"{server}/readyz", PKI_DIR / "ca.crt", PKI_DIR / "admin.crt", PKI_DIR / "admin.key")
+    return status == 200
+
+
+def component_kubeconfig(server, name):
+    return write_kubeconfig(
+        STATE_DIR / f"{name}.kubeconfig", server, PKI_DIR / "ca.crt", PKI_DIR / f"{name}.crt", PKI_DIR / f"{name}.key"
+    )
+
+
+def start_controllers(state, bindir, server):
+    p = PKI_DIR
+    kcm = component_kubeconfig(server, "controller-manager")
+    procs.start(
+        state,
+        "kube-controller-manager",
+        [
+            str(bindir / "kube-controller-manager"),
+            f"--kubeconfig={kcm}",
+            f"--authentication-kubeconfig={kcm}",
+            f"--authorization-kubeconfig={kcm}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--leader-elect=false",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={p / 'sa.key'}",
+            f"--root-ca-file={p / 'ca.crt'}",
+            f"--cluster-signing-cert-file={p / 'ca.crt'}",
+            f"--cluster-signing-key-file={p / 'ca.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+        ],
+    )
+    sched = component_kubeconfig(server, "scheduler")
+    procs.start(
+        state,
+        "kube-scheduler",
+        [
+            str(bindir / "kube-scheduler"),
+            f"--kubeconfig={sched}",
+            f"--authentication-kubeconfig={sched}",
+            f"--authorization-kubeconfig={sched}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--leader-elect=false",
+        ],
+    )
+    kwok = component_kubeconfig(server, "kwok")
+    procs.start(
+        state,
+        "kwok",
+        [
+            str(bindir / "kwok"),
+            f"--kubeconfig={kwok}",
+            f"--config={bindir / 'kwok-stages.yaml'}",
+            f"--manage-nodes-with-annotation-selector={'='.join(NODE_ANNOTATION)}",
+        ],
+    )
+
+
+def fake_node(index, kubelet_version):
+    name = f"kwok-node-{index}"
+    resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "type": "kwok",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "node-role.kubernetes.io/agent": "",
+            },
+            "annotations": {NODE_ANNOTATION[0]: NODE_ANNOTATION[1], "node.alpha.kubernetes.io/ttl": "0"},
+        },
+        # kwok hands out pod IPs from the node's podCIDR.
+        "spec": {"podCIDR": f"10.244.{index}.0/24", "podCIDRs": [f"10.244.{index}.0/24"]},
+        "status": {
+            "allocatable": resources,
+            "capacity": resources,
+            "addresses": [{"type": "InternalIP", "address": f"192.0.2.{index + 1}"}],
+            # Istio reads kubeletVersion (native sidecar support); kwok would say "kwok-0.8.0".
+            # The client's model wants every nodeInfo field; kwok fills in the empty ones.
+            "nodeInfo": {
+                "kubeletVersion": kubelet_version,
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                **dict.fromkeys(("bootID", "containerRuntimeVersion", "kernelVersion", "kubeProxyVersion"), ""),
+                **dict.fromkeys(("machineID", "osImage", "systemUUID"), ""),
+            },
+        },
+    }
+
+
+def create_nodes(core, kubelet_version):
+    for index in range(NODE_COUNT):
+        core.create_node(fake_node(index, kubelet_version))
+
+
+def nodes_ready(core):
+    ready = [
+        n
+        for n in core.list_node().items
+        if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+    ]
+    return len(ready) >= NODE_COUNT
+
+
+def default_service_account_exists(core):
+    return any(sa.metadata.name == "default" for sa in core.list_namespaced_service_account("default").items)
+
+
+def api_client(kubeconfig):
+    from kubernetes import config
+
+    return config.new_client_from_config(str(kubeconfig))
+
+
+def up(state, bindir, kubernetes_version):
+    """Start the control plane and kwok; return once nodes are Ready and `default` SA exists."""
+    from kubernetes import client
+
+    etcd_port, peer_port, api_port = procs.free_ports(3)
+    generate_pki()
+    etcd_url = start_etcd(state, bindir, etcd_port, peer_port)
+    server = start_apiserver(state, bindir, etcd_url, api_port)
+    write_kubeconfig(KUBECONFIG, server, PKI_DIR / "ca.crt", PKI_DIR / "admin.crt", PKI_DIR / "admin.key")
+    state["server"] = server
+    procs.save_state(state)
+    start_controllers(state, bindir, server)
+    core = client.CoreV1Api(api_client(KUBECONFIG))
+    create_nodes(core, kubernetes_version)
+    procs.wait_for(f"{NODE_COUNT} kwok nodes Ready", lambda: nodes_ready(core), state)
+    procs.wait_for("ServiceAccount default/default", lambda: default_service_account_exists(core), state)
+
+
+def healthy(state):
+    """True when every bed process still runs and the API server is ready."""
+    if not state.get("server") or not all(procs.is_running(r) for r in state["processes"].values()):
+        return False
+    try:
+        return apiserver_ready(state["server"])
+    except OSError:
+        return False

@@ -1,0 +1,69 @@
+"""Paths, pinned versions and small helpers shared by the test bed modules."""
+
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+TESTBED_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTBED_DIR.parents[1]
+VERSIONS_FILE = TESTBED_DIR / "versions.env"
+GOMOD_DIR = TESTBED_DIR / "gomod"
+K8S_GOMOD_DIR = GOMOD_DIR / "k8s"
+STATE_DIR = REPO_ROOT / ".testbed"
+LOG_DIR = STATE_DIR / "logs"
+
+
+def load_versions(path=VERSIONS_FILE):
+    """Parse versions.env (plain KEY=VALUE lines, '#' comments)."""
+    versions = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            versions[key.strip()] = value.strip().strip("\"'")
+    return versions
+
+
+def cache_key(versions):
+    """Key of the binary cache: pinned versions plus everything that shapes the build."""
+    digest = hashlib.sha256()
+    inputs = [VERSIONS_FILE, TESTBED_DIR / "build.py"]
+    inputs += sorted(p for p in GOMOD_DIR.rglob("*") if p.is_file())
+    for path in inputs:
+        digest.update(str(path.relative_to(TESTBED_DIR)).encode())
+        digest.update(path.read_bytes())
+    return f"k8s-{versions['KUBERNETES_VERSION']}-{digest.hexdigest()[:12]}"
+
+
+def cache_root():
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "istio-ops-testbed"
+
+
+def bin_dir(versions=None):
+    versions = versions or load_versions()
+    return cache_root() / cache_key(versions) / "bin"
+
+
+def istio_minor(version):
+    """'1.30-alpha.9739e10eb9d7' -> '1.30'."""
+    return ".".join(version.split("-")[0].split(".")[:2])
+
+
+def istioctl_path(bindir, version):
+    return bindir / f"istio-{istio_minor(version)}" / "istioctl"
+
+
+def pilot_path(bindir, version):
+    return bindir / f"istio-{istio_minor(version)}" / "pilot-discovery"
+
+
+def log(msg):
+    print(f"[testbed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def fmt_elapsed(seconds):
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -1,0 +1,156 @@
+"""Start, track and stop the bed's background processes, and the state file.
+
+Every process is recorded in .testbed/state.json with its PID and kernel start
+time, so `down` signals exactly the processes `up` started and never a recycled PID.
+"""
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from .common import LOG_DIR, STATE_DIR, fmt_elapsed, log
+
+STATE_FILE = STATE_DIR / "state.json"
+
+
+def load_state():
+    if STATE_FILE.exists():
+        return json.loads(STATE_FILE.read_text())
+    return None
+
+
+def save_state(state):
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = STATE_FILE.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, STATE_FILE)
+
+
+def free_ports(count):
+    """Ports free on 127.0.0.1 right now (held open together so they are distinct)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _start_time(pid):
+    """Kernel start time of a live (non-zombie) process, None otherwise."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def is_running(record):
+    return _start_time(record["pid"]) == record["start"]
+
+
+def start(state, name, argv, env=None, cwd=None):
+    """Start a detached process logging to .testbed/logs/NAME.log and record it in state."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    logfile = LOG_DIR / f"{name}.log"
+    with open(logfile, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=dict(os.environ, **(env or {})),
+            start_new_session=True,
+        )  # survive the caller's Ctrl-C / exit
+    state["processes"][name] = {"pid": proc.pid, "start": _start_time(proc.pid), "log": str(logfile)}
+    save_state(state)
+    log(f"started {name} (pid {proc.pid}, log {logfile})")
+
+
+def stop_all(state, timeout=15):
+    """Stop every recorded process still running, newest first, each before the next.
+
+    Clients go before the API server and the API server before etcd: an API server
+    whose etcd is already gone spends ~10 s retrying before it exits.
+    """
+    for name, rec in reversed(list(state.get("processes", {}).items())):
+        if not is_running(rec):
+            continue
+        log(f"stopping {name} (pid {rec['pid']})")
+        os.kill(rec["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while is_running(rec) and time.monotonic() < deadline:
+            _reap(rec["pid"])
+            time.sleep(0.05)
+        if is_running(rec):
+            log(f"{name} ignored SIGTERM for {timeout}s; killing it")
+            os.kill(rec["pid"], signal.SIGKILL)
+        _reap(rec["pid"])
+
+
+def _reap(pid):
+    """Collect the exit status when the process is our own child (pytest runs `up` in-process)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def log_tail(record, lines=30):
+    try:
+        with open(record["log"], errors="replace") as fh:
+            return "".join(fh.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def wait_for(what, check, state, timeout=120, interval=0.5):
+    """Poll check() until it returns truthy; fail early if a bed process died."""
+    log(f"waiting for {what}")
+    start = time.monotonic()
+    while True:
+        try:
+            result = check()
+        except Exception as exc:  # noqa: BLE001 -- not up yet; keep the reason for the timeout
+            result, reason = None, exc
+        else:
+            reason = None
+        if result:
+            log(f"{what}: ok after {fmt_elapsed(time.monotonic() - start)}")
+            return result
+        for name, rec in state["processes"].items():
+            if not is_running(rec):
+                raise RuntimeError(
+                    f"{name} exited while waiting for {what}; last lines of {rec['log']}:\n{log_tail(rec)}"
+                )
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(
+                f"timed out after {timeout}s waiting for {what}" + (f" (last error: {reason})" if reason else "")
+            )
+        time.sleep(interval)
+
+
+def http_get(url, ca=None, cert=None, key=None, timeout=5):
+    """GET a bed endpoint; never through a proxy, since everything listens on 127.0.0.1."""
+    handlers = [urllib.request.ProxyHandler({})]
+    if ca:
+        context = ssl.create_default_context(cafile=str(ca))
+        if cert:
+            context.load_cert_chain(str(cert), str(key))
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    with urllib.request.build_opener(*handlers).open(url, timeout=timeout) as resp:
+        return resp.status, resp.read().decode()

@@ -1,0 +1,66 @@
+"""pytest plugin of the test bed: the session fixture `testbed` and the
+`integration` marker.
+
+`testbed` brings the local bed up once per run (building binaries on first use),
+or reuses one that is already up and leaves it running. A bed this run started
+is stopped at the end, unless TESTBED_KEEP=1. With TESTBED_KUBECONFIG=/path the
+fixture uses that cluster instead and builds nothing; istioctl then comes from
+$ISTIOCTL / $ISTIOCTL_CANARY or PATH.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from . import testbed as bed
+from .common import load_versions
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "integration: needs a Kubernetes cluster with Istio (the local test bed by default)"
+    )
+
+
+def _client_version(istioctl):
+    out = subprocess.run(
+        [str(istioctl), "version", "--remote=false", "-o", "json"], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out)["clientVersion"]["version"]
+
+
+def external_testbed(kubeconfig):
+    """Describe a cluster the caller provides (TESTBED_KUBECONFIG)."""
+    versions = load_versions()
+    istioctl = os.environ.get("ISTIOCTL") or shutil.which("istioctl")
+    if not istioctl:
+        pytest.fail("TESTBED_KUBECONFIG is set but no istioctl: set ISTIOCTL or put it on PATH")
+    canary = os.environ.get("ISTIOCTL_CANARY") or istioctl
+    return bed.Testbed(
+        kubeconfig=Path(kubeconfig),
+        istioctl=Path(istioctl),
+        istioctl_canary=Path(canary),
+        canary_revision=os.environ.get("TESTBED_CANARY_REVISION", versions["ISTIO_CANARY_REVISION"]),
+        default_version=_client_version(istioctl),
+        canary_version=_client_version(canary),
+        bin_dir=None,
+    )
+
+
+@pytest.fixture(scope="session")
+def testbed():
+    """The bed: kubeconfig, istioctl, istioctl_canary, canary_revision, default_version,
+    canary_version, bin_dir (see tests/testbed/README.md)."""
+    external = os.environ.get("TESTBED_KUBECONFIG")
+    if external:
+        yield external_testbed(external)
+        return
+    bed.up(user=os.getpid())
+    try:
+        yield bed.describe()
+    finally:
+        bed.release(os.getpid(), keep=os.environ.get("TESTBED_KEEP") == "1")
