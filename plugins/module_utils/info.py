@@ -1,7 +1,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """gateway_info: read-only facts about gateways."""
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import inventory, validate
+from ansible_collections.istio_ops.gateways.plugins.module_utils import control_plane, inventory, validate
 from ansible_collections.istio_ops.gateways.plugins.module_utils.args import AUTH_ARG_SPEC, merge_specs
 from ansible_collections.istio_ops.gateways.plugins.module_utils.common import Manager
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
@@ -33,4 +33,5 @@ class GatewayInfoManager(Manager):
         self.result["gateways"] = [
             inventory.describe_gateway(self.kube, stable, canaries) for stable, canaries in found
         ]
+        self.result["control_planes"] = control_plane.all_control_planes(self.kube, p["istio_namespace"])
         return self.result

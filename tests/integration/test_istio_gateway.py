@@ -265,3 +265,12 @@ def test_connection_errors_name_the_option(ansible, kube, testbed, existing_name
         env={"K8S_AUTH_KUBECONFIG": ""},
     )
     assert "not-a-real-token" not in result["_raw"]
+
+
+def test_gateway_info_lists_control_planes(ansible, testbed):
+    info = ansible.module("gateway_info", {"namespace": "istio-system"})
+    assert not info.get("failed"), info.get("msg")
+    planes = {p["revision"]: p for p in info["control_planes"]}
+    assert planes["default"]["version"] == testbed.default_version
+    assert planes[testbed.canary_revision]["version"] == testbed.canary_version
+    assert planes["default"]["istiod"] == ["istiod"]
