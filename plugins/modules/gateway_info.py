@@ -99,7 +99,7 @@ gateways:
       type: list
       returned: always
     hpa: {description: HPAs that scale the gateway's Deployments., type: list, returned: always}
-    owner: {description: Owning IstioOperator, its namespace and istio version., type: dict, returned: always}
+    owner: {description: "Owning IstioOperator, its namespace and Istio version.", type: dict, returned: always}
   sample:
     - name: istio-ingressgateway
       namespace: istio-ingress

@@ -112,7 +112,7 @@ def start_apiserver(state, bindir, etcd_url, port):
 
 
 def apiserver_ready(server):
-    status, _ = procs.http_get(f"{server}/readyz", PKI_DIR / "ca.crt", PKI_DIR / "admin.crt", PKI_DIR / "admin.key")
+    status = procs.http_get(f"{server}/readyz", PKI_DIR / "ca.crt", PKI_DIR / "admin.crt", PKI_DIR / "admin.key")[0]
     return status == 200
 
 

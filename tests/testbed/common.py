@@ -21,7 +21,7 @@ def load_versions(path=VERSIONS_FILE):
     for line in path.read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
+            key, value = line.split("=", 1) if "=" in line else (line, "")
             versions[key.strip()] = value.strip().strip("\"'")
     return versions
 

@@ -36,7 +36,7 @@ def free_ports(count):
     """Ports free on 127.0.0.1 right now (held open together so they are distinct)."""
     sockets = []
     try:
-        for _ in range(count):
+        while len(sockets) < count:
             sock = socket.socket()
             sock.bind(("127.0.0.1", 0))
             sockets.append(sock)
