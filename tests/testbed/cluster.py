@@ -10,6 +10,7 @@ SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
 NODE_COUNT = 2
 NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
+NODE_LEASE_SECONDS = 40
 PKI_DIR = STATE_DIR / "pki"
 KUBECONFIG = STATE_DIR / "kubeconfig"
 
@@ -167,6 +168,10 @@ def start_controllers(state, bindir, server):
             f"--kubeconfig={kwok}",
             f"--config={bindir / 'kwok-stages.yaml'}",
             f"--manage-nodes-with-annotation-selector={'='.join(NODE_ANNOTATION)}",
+            # The heartbeat stage updates node status only every ~10 min and counts on Leases
+            # (kwokctl's default; a bare kwok leaves them off). Without them the node lifecycle
+            # controller marks the nodes, and for good their pods, NotReady after ~50 s.
+            f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
         ],
     )
 
@@ -212,11 +217,19 @@ def create_nodes(core, kubelet_version):
         core.create_node(fake_node(index, kubelet_version))
 
 
-def nodes_ready(core):
+def nodes_ready(api):
+    """Every fake node Ready and heartbeating through its Lease, as kubelets do."""
+    from kubernetes import client
+
+    nodes = client.CoreV1Api(api).list_node().items
+    leases = {
+        lease.metadata.name for lease in client.CoordinationV1Api(api).list_namespaced_lease("kube-node-lease").items
+    }
     ready = [
-        n
-        for n in core.list_node().items
-        if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+        n.metadata.name
+        for n in nodes
+        if n.metadata.name in leases
+        and any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
     ]
     return len(ready) >= NODE_COUNT
 
@@ -243,9 +256,10 @@ def up(state, bindir, kubernetes_version):
     state["server"] = server
     procs.save_state(state)
     start_controllers(state, bindir, server)
-    core = client.CoreV1Api(api_client(KUBECONFIG))
+    api = api_client(KUBECONFIG)
+    core = client.CoreV1Api(api)
     create_nodes(core, kubernetes_version)
-    procs.wait_for(f"{NODE_COUNT} kwok nodes Ready", lambda: nodes_ready(core), state)
+    procs.wait_for(f"{NODE_COUNT} kwok nodes Ready, with Leases", lambda: nodes_ready(api), state)
     procs.wait_for("ServiceAccount default/default", lambda: default_service_account_exists(core), state)
 
 

@@ -142,10 +142,10 @@ def _down():
 
 
 def down():
-    if not STATE_DIR.exists():
-        log("test bed not running")
-        return
     with locked():
+        if not procs.load_state():
+            log("test bed not running")
+            return
         _down()
     log("test bed down")
 
