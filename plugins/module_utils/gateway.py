@@ -265,14 +265,14 @@ class IstioGatewayManager(Manager):
                 raise InputError(mismatch)
         self._preflight_collisions(namespace)
 
-        iop = render_iop(p)
+        live_deployment = self.kube.get("apps/v1", "Deployment", p["name"], p["namespace"]) if namespace else None
+        iop = render_iop(self._keep_canary_split(live_deployment))
         self.result["iop"] = iop
         iop_path = istioctl.write_file("iop.yaml", yaml.safe_dump(iop, sort_keys=False))
         started = time.monotonic()
         desired = stamp_owner_labels(istioctl.manifest_generate(iop_path), iop, istioctl.version(), p["kind"])
         timings["render_seconds"] = round(time.monotonic() - started, 3)
 
-        live_deployment = self.kube.get("apps/v1", "Deployment", p["name"], p["namespace"]) if namespace else None
         before_revision = _revision_of(live_deployment)
         started = time.monotonic()
         changes = self._plan(desired, namespace_exists=namespace is not None)
@@ -312,6 +312,33 @@ class IstioGatewayManager(Manager):
             timings["wait_seconds"] = round(time.monotonic() - started, 3)
         self.result.update(inventory.workload_status(self.kube, p["name"], p["namespace"]))
         return self.result
+
+    def _keep_canary_split(self, live_deployment):
+        """The parameters to render with: during a canary (gateway_canary's state annotation on the
+        Deployment), the live replica count and HPA bounds, so a scheduled reconcile never fights the split."""
+        annotations = ((live_deployment or {}).get("metadata", {}).get("annotations")) or {}
+        if L.STATE not in annotations:
+            return self.params
+        adopted = dict(self.params, replicas=live_deployment["spec"].get("replicas"))
+        hpa = self.kube.get("autoscaling/v2", "HorizontalPodAutoscaler", self.params["name"], self.params["namespace"])
+        if hpa is not None:
+            adopted["autoscaling"] = {
+                "enabled": True,
+                "min": hpa["spec"].get("minReplicas"),
+                "max": hpa["spec"]["maxReplicas"],
+            }
+        self.result["canary_in_progress"] = True
+        self.module.warn(
+            "a canary of %s/%s is in progress: kept its replica split (%s replicas%s); the options replicas and "
+            "autoscaling apply again after gateway_canary promotes or rolls back"
+            % (
+                self.params["namespace"],
+                self.params["name"],
+                adopted["replicas"],
+                ", HPA pinned" if hpa is not None else "",
+            )
+        )
+        return adopted
 
     def _preflight_namespace(self):
         """The live namespace (None when missing); fails or fixes istio-injection=disabled."""

@@ -174,6 +174,9 @@ options:
     choices: [present, absent]
     default: present
 notes:
+  - During a canary of this gateway (M(istio_ops.gateways.gateway_canary) has split its replicas), the module keeps
+    the live replica count and HPA bounds instead of O(replicas) and O(autoscaling), and warns, so a scheduled
+    reconcile never fights the split. They apply again after promotion or rollback.
   - C(istioctl install) waits for the gateway to be ready (up to O(wait_timeout)) whatever O(wait) says;
     O(wait) controls the module's own rollout wait.
 seealso:
@@ -258,6 +261,10 @@ istioctl:
 restarted:
   description: Whether a rolling restart was requested.
   returned: when restart is true
+  type: bool
+canary_in_progress:
+  description: Whether a canary of the gateway was in progress, so the live replica split was kept.
+  returned: when it was
   type: bool
 namespace_created:
   description: Whether the module created the namespace.
