@@ -25,7 +25,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.args import (
 from ansible_collections.istio_ops.gateways.plugins.module_utils.common import Manager
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.istioctl import Istioctl
-from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import NotFound, ref, strip_noise
+from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import NotFound, object_diff, strip_noise
 
 try:
     import yaml
@@ -439,24 +439,14 @@ class IstioGatewayManager(Manager):
 
 def _change(obj, action, live, after):
     meta = obj["metadata"]
-    header = ref(obj)
     return {
         "api_version": obj["apiVersion"],
         "kind": obj["kind"],
         "name": meta["name"],
         "namespace": meta.get("namespace"),
         "action": action,
-        "diff": {
-            "before_header": header,
-            "after_header": header,
-            "before": _yaml(strip_noise(live)) if live else "",
-            "after": _yaml(strip_noise(after)) if after else "",
-        },
+        "diff": object_diff(live, after),
     }
-
-
-def _yaml(obj):
-    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False)
 
 
 def _revision_of(deployment):

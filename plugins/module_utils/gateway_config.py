@@ -17,12 +17,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils import labels a
 from ansible_collections.istio_ops.gateways.plugins.module_utils.args import AUTH_ARG_SPEC, merge_specs
 from ansible_collections.istio_ops.gateways.plugins.module_utils.common import Manager
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError, InputError
-from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import strip_noise
-
-try:
-    import yaml
-except ImportError:  # pragma: no cover - reported by run_module
-    yaml = None
+from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import object_diff, strip_noise
 
 API_VERSION = "networking.istio.io/v1"
 PROTOCOLS = ["HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO", "TCP", "TLS"]
@@ -331,7 +326,7 @@ class GatewayConfigManager(Manager):
             after = self.kube.apply(desired)
         self.result.update({"operation": action, "changed": action != "none", "resource": strip_noise(after)})
         if self.module._diff:
-            self.result["diff"] = _diff(p["name"], namespace, live, after if action != "none" else live)
+            self.result["diff"] = object_diff(live, after if action != "none" else live)
         return self.result
 
     def _absent(self, live, namespace):
@@ -340,7 +335,7 @@ class GatewayConfigManager(Manager):
             deleted = self.kube.delete(API_VERSION, "Gateway", self.params["name"], namespace, dry_run=self.check_mode)
             self.result.update({"changed": deleted, "operation": "delete" if deleted else "none"})
         if self.module._diff:
-            self.result["diff"] = _diff(self.params["name"], namespace, live, None)
+            self.result["diff"] = object_diff(live, None)
         return self.result
 
     def _matched(self, dep, selector):
@@ -396,17 +391,3 @@ class GatewayConfigManager(Manager):
                     "hosts %s are delegated to namespace %r, which does not exist yet; no VirtualService can bind "
                     "them until it does" % (", ".join(delegated[namespace]), namespace)
                 )
-
-
-def _diff(name, namespace, before, after):
-    header = "Gateway %s/%s" % (namespace, name)
-    return {
-        "before_header": header,
-        "after_header": header,
-        "before": _yaml(strip_noise(before)) if before else "",
-        "after": _yaml(strip_noise(after)) if after else "",
-    }
-
-
-def _yaml(obj):
-    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False)

@@ -33,6 +33,11 @@ except ImportError as exc:  # pragma: no cover - reported by the module
         pass
 
 
+try:
+    import yaml
+except ImportError:  # pragma: no cover - reported by run_module
+    yaml = None
+
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError
 
@@ -477,6 +482,17 @@ def strip_noise(obj):
         meta.pop("annotations")
     clean.pop("status", None)
     return clean
+
+
+def object_diff(before, after):
+    """An Ansible diff entry for one object: YAML before and after, without server-owned noise."""
+    header = ref(before or after)
+    return {
+        "before_header": header,
+        "after_header": header,
+        "before": yaml.safe_dump(strip_noise(before), sort_keys=True) if before else "",
+        "after": yaml.safe_dump(strip_noise(after), sort_keys=True) if after else "",
+    }
 
 
 def ref(obj):
