@@ -486,7 +486,7 @@ def strip_noise(obj):
 
 def object_diff(before, after):
     """An Ansible diff entry for one object: YAML before and after, without server-owned noise."""
-    header = ref(before or after)
+    header = ref(before or after) if (before or after) else ""
     return {
         "before_header": header,
         "after_header": header,
