@@ -22,12 +22,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils import labels a
 from ansible_collections.istio_ops.gateways.plugins.module_utils.args import AUTH_ARG_SPEC, WAIT_ARG_SPEC, merge_specs
 from ansible_collections.istio_ops.gateways.plugins.module_utils.common import Manager
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
-from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import ref, strip_noise
-
-try:
-    import yaml
-except ImportError:  # pragma: no cover - reported by run_module
-    yaml = None
+from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import object_diff, ref, strip_noise
 
 ARGUMENT_SPEC = merge_specs(
     AUTH_ARG_SPEC,
@@ -570,10 +565,7 @@ class GatewayCanaryManager(Manager):
         self.result["changed"] = True
         self.actions.append("%s %s" % (action, ref(before or after)))
         if self.module._diff:
-            entry = {"before_header": ref(before or after), "after_header": ref(before or after)}
-            for key, obj in (("before", before), ("after", after)):
-                entry[key] = yaml.safe_dump(strip_noise(obj), sort_keys=True) if obj else ""
-            self.diffs.append(entry)
+            self.diffs.append(object_diff(before, after))
 
     # -- waiting -----------------------------------------------------------------
     def _wait_rollout(self, name, always=False):

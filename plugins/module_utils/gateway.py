@@ -25,7 +25,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.args import (
 from ansible_collections.istio_ops.gateways.plugins.module_utils.common import Manager
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.istioctl import Istioctl
-from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import NotFound, object_diff, strip_noise
+from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import Conflict, NotFound, object_diff, strip_noise
 
 try:
     import yaml
@@ -410,7 +410,11 @@ class IstioGatewayManager(Manager):
                 "annotations": {L.CREATED_NAMESPACE: "true"},
             },
         }
-        self.kube.create(ns)
+        try:
+            self.kube.create(ns)
+        except Conflict:
+            # Created meanwhile by a concurrent run (an AWX double launch): it exists now, which is what we need.
+            return
         self.result["namespace_created"] = True
 
     def _restart(self):

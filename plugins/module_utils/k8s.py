@@ -11,6 +11,7 @@ server-side dry-run.
 
 import json
 import os
+import ssl
 import time
 
 try:
@@ -40,6 +41,8 @@ except ImportError:  # pragma: no cover - reported by run_module
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError
+
+_YAML_ERROR = yaml.YAMLError if yaml is not None else ValueError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 REQUEST_TIMEOUT = (10, 60)  # seconds to connect, to read
@@ -174,7 +177,8 @@ def build_configuration(params):
             )
         elif not host:
             k8s_config.load_incluster_config(client_configuration=cfg)
-    except ConfigException as exc:
+    except (ConfigException, OSError, ValueError, TypeError, AttributeError, KeyError, _YAML_ERROR) as exc:
+        # Not only ConfigException: a directory, a YAML syntax error or a file that is no mapping raise others.
         raise ConfigError(
             "cannot build a Kubernetes client from kubeconfig=%r context=%r: %s; set kubeconfig (or "
             "K8S_AUTH_KUBECONFIG) to a valid file, or host and api_key" % (kubeconfig, context, exc)
@@ -249,6 +253,7 @@ class KubeClient(object):
                     continue
                 raise self._error(method, path, exc)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
+                _raise_if_not_transient(exc, self.configuration.host)
                 if attempt <= self.retries:
                     self.sleep(self._delay(attempt))
                     continue
@@ -448,6 +453,23 @@ class KubeClient(object):
 
         if refs:
             self.wait("deletion", check, timeout)
+
+
+def _raise_if_not_transient(exc, host):
+    """A certificate the client does not trust, or a host that is no URL, will not heal by retrying."""
+    cause = exc
+    for _depth in range(4):  # urllib3 wraps it: MaxRetryError(reason=SSLError(SSLCertVerificationError))
+        if cause is None or isinstance(cause, ssl.CertificateError):
+            break
+        cause = getattr(cause, "reason", None) or next((a for a in cause.args if isinstance(a, Exception)), None)
+    if isinstance(cause, ssl.CertificateError):
+        raise ConfigError(
+            "TLS verification of the API server at %s failed: %s; give the CA that signed its certificate "
+            "(ca_cert, or certificate-authority in the kubeconfig), or set validate_certs: false to skip "
+            "verification" % (host, _short(cause))
+        )
+    if isinstance(exc, urllib3.exceptions.LocationValueError):
+        raise ConfigError("host: %r is not a URL (%s); give e.g. https://api.example.com:6443" % (host, _short(exc)))
 
 
 def rollout_complete(dep):

@@ -144,9 +144,8 @@ notes:
     per revision equal the replica counts).
   - For a gateway installed by M(istio_ops.gateways.istio_gateway), promotion leaves its IstioOperator naming the
     old revision, and the module warns. Run M(istio_ops.gateways.istio_gateway) with the new O(revision) and the
-    istioctl of that revision next; otherwise its next run moves the gateway back to the old revision. Do not
-    run it during a canary, as it would reset the HPA bounds and replica count (a new run of this module pins
-    them again).
+    istioctl of that revision next; otherwise its next run moves the gateway back to the old revision. During a
+    canary, M(istio_ops.gateways.istio_gateway) keeps the split's replica count and HPA bounds.
   - With O(mode=external), point the load balancer or DNS back at the gateway's Service before promoting or
     rolling back, since the canary's Service is deleted.
 seealso:
