@@ -112,6 +112,8 @@ def test_galaxy_stage_installs_tarball(context, tmp_path):
     """What the galaxy stage runs, in the directory it runs in; then what introspection finds."""
     collections = tmp_path / "collections"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    # Only this path counts: a copy installed elsewhere (~/.ansible/collections) must not make it "already installed".
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
     proc = run(
         [str(BIN / "ansible-galaxy"), "collection", "install", "-r", "requirements.yml", "-p", str(collections)],
         cwd=context / "_build",
