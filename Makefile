@@ -18,7 +18,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 -include tests/testbed/testbed.mk
 
-.PHONY: help venv collection unit sanity lint changelog-lint packaging integration molecule test demo clean
+.PHONY: help venv collection unit sanity lint changelog-lint packaging integration molecule test demo bench clean
 
 help:
 	@echo "make demo        run the demo job on the local test bed (or \$$KUBECONFIG's cluster)"
@@ -77,13 +77,24 @@ packaging: venv collection
 integration: venv collection
 	$(PYTHON) -m pytest -q -m integration tests/integration
 
+# Bad input, injected faults (API server restarts, killed istioctl, 409s, webhook outages), double launches,
+# foreign objects and secrets on the test bed; prints the counts README.md's Reliability section reports.
+.PHONY: reliability
+reliability: venv collection
+	$(PYTHON) -m pytest -q -m integration tests/reliability
+
 molecule: venv collection
 	tests/molecule.sh
 
-test: unit sanity lint packaging integration molecule
+test: unit sanity lint packaging integration reliability molecule
 
 demo: venv collection
 	tests/demo.sh
+
+# What a run costs on the local test bed (started or reused): a table, and bench/results.json.
+# Not part of `make test`: nothing asserts a time. BENCH_ARGS, e.g. "--reps 3 --only converged".
+bench: venv collection
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) tests/output

@@ -325,6 +325,13 @@ class GatewayCanaryManager(Manager):
         owner = (self.stable["metadata"].get("labels") or {}).get(L.CANARY_OF)
         if owner:
             errors.append("name: %r is the canary of gateway %r; name the stable gateway" % (p["name"], owner))
+        elif not inventory.is_gateway(self.stable):
+            # Never split, annotate or copy another team's workload because of a wrong name.
+            errors.append(
+                "name: Deployment %r in %r is not an Istio gateway (no istioctl gateway component label, no pod "
+                "annotation %s=gateway); give the name of a gateway Deployment"
+                % (p["name"], self.ns, L.INJECT_TEMPLATES)
+            )
         for kind, obj in (("Deployment", self.canary), ("Service", self.canary_svc)):
             if obj is not None and (obj["metadata"].get("labels") or {}).get(L.CANARY_OF) != p["name"]:
                 errors.append(

@@ -258,7 +258,12 @@ class IstioGatewayManager(Manager):
         plane = control_plane.find(self.kube, p.get("revision"), p["istio_namespace"])
         self.result["control_plane"] = plane
         istioctl = Istioctl(self.module, self.kube, p.get("binary_path"))
-        self.result["istioctl"] = {"path": istioctl.path, "version": istioctl.version(), "commands": istioctl.commands}
+        self.result["istioctl"] = {
+            "path": istioctl.path,
+            "version": istioctl.version(),
+            "commands": istioctl.commands,
+            "cached": istioctl.cached,
+        }
         if not p["skip_version_check"]:
             mismatch = control_plane.version_mismatch(istioctl.version(), plane)
             if mismatch:
@@ -283,7 +288,7 @@ class IstioGatewayManager(Manager):
         needs_install = any(c["action"] != "none" for c in changes)
         self.result["changed"] = needs_install or (namespace is None) or bool(self.result.get("namespace_fixed"))
         if self.module._diff:
-            self.result["diff"] = [c["diff"] for c in changes if c["action"] != "none"]
+            self.result["diff"] = [object_diff(c["live"], c["after"]) for c in changes if c["action"] != "none"]
 
         if needs_install and not self.check_mode:
             if namespace is None:
@@ -306,7 +311,9 @@ class IstioGatewayManager(Manager):
 
         after_revision = p.get("revision") or L.DEFAULT_REVISION
         self.result["revision"] = {"before": before_revision, "after": after_revision}
-        if not self.check_mode and p["wait"] and (needs_install or p["restart"]):
+        # Converged runs wait too: an earlier run may have timed out (pods refused by a webhook, say), and a
+        # run that reports ok must mean a gateway that serves. A ready Deployment costs one GET.
+        if not self.check_mode and p["wait"]:
             started = time.monotonic()
             self.kube.wait_rollout(p["name"], p["namespace"], p["wait_timeout"])
             timings["wait_seconds"] = round(time.monotonic() - started, 3)
@@ -378,27 +385,35 @@ class IstioGatewayManager(Manager):
             )
 
     def _plan(self, desired, namespace_exists):
-        """One entry per object: action create | update | prune | none, with a before/after diff."""
+        """One entry per object: action create | update | prune | none, with the live and the planned object.
+
+        One LIST per owned kind (by istioctl's owner label) yields both the live objects to compare and
+        those to prune; only a desired object missing from it (not installed yet, or without the owner
+        labels) is read by name.
+        """
+        owned = (
+            inventory.owned_objects(self.kube, self.params["name"], self.params["namespace"])
+            if namespace_exists
+            else []
+        )
+        live_by_key = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in owned}
         changes = []
         wanted = set()
         for obj in desired:
             meta = obj["metadata"]
             wanted.add((obj["kind"], meta["name"]))
-            live = (
-                self.kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
-                if namespace_exists
-                else None
-            )
+            live = live_by_key.get((obj["kind"], meta.get("namespace"), meta["name"]))
+            if live is None and namespace_exists:
+                live = self.kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
             if live is None:
                 after, action = obj, "create"
             else:
                 after = self.kube.apply(obj, field_manager=L.ISTIOCTL_FIELD_MANAGER, dry_run=True)
                 action = "none" if strip_noise(after) == strip_noise(live) else "update"
             changes.append(_change(obj, action, live, after))
-        if namespace_exists:
-            for obj in inventory.owned_objects(self.kube, self.params["name"], self.params["namespace"]):
-                if (obj["kind"], obj["metadata"]["name"]) not in wanted:
-                    changes.append(_change(obj, "prune", obj, None))
+        for obj in owned:
+            if (obj["kind"], obj["metadata"]["name"]) not in wanted:
+                changes.append(_change(obj, "prune", obj, None))
         return changes
 
     def _create_namespace(self):
@@ -442,6 +457,8 @@ class IstioGatewayManager(Manager):
 
 
 def _change(obj, action, live, after):
+    # The diff (two YAML dumps per object) is made only in diff mode, for what changes: dumping every
+    # object of every converged run cost more than all of its API requests together.
     meta = obj["metadata"]
     return {
         "api_version": obj["apiVersion"],
@@ -449,7 +466,8 @@ def _change(obj, action, live, after):
         "name": meta["name"],
         "namespace": meta.get("namespace"),
         "action": action,
-        "diff": object_diff(live, after),
+        "live": live,
+        "after": after,
     }
 
 

@@ -7,8 +7,14 @@ the cluster the module reaches: the user's kubeconfig file and context when
 that is all the auth there is, else a temporary 0600 kubeconfig written from
 the resolved connection (host/api_key, certificates, proxy), removed when the
 module exits. stdout/stderr are kept for error messages.
+
+What istioctl prints without changing anything is cached on disk (see
+OutputCache): its version, and `manifest generate`, which a converged run
+would otherwise spend most of its time on.
 """
 
+import atexit
+import hashlib
 import json
 import os
 import re
@@ -41,6 +47,12 @@ _OVERRIDES = (
 )
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)")
 
+# ISTIO_OPS_GATEWAYS_CACHE: a directory for the cache, or "off"; default $XDG_CACHE_HOME (~/.cache)/istio-ops-gateways.
+CACHE_ENV = "ISTIO_OPS_GATEWAYS_CACHE"
+CACHE_MAX_AGE = 30 * 24 * 3600  # entries unused this long are removed when a new one is written
+# Environment istioctl reads while rendering (operator/pkg/render: GKE detection); part of the cache key.
+_RENDER_ENV = ("AUTO_GKE_DETECTION",)
+
 
 class IstioctlError(GatewayError):
     def __init__(self, message, command=None, rc=None, stdout="", stderr=""):
@@ -59,6 +71,69 @@ def _write_private(path, text):
         handle.write(text)
 
 
+class OutputCache(object):
+    """istioctl output on disk, keyed by everything that output depends on.
+
+    A scheduled run of a converged gateway renders the same IstioOperator with the same istioctl against
+    the same cluster every time; `manifest generate` then costs a process start and a chart render for an
+    answer already known. An entry's key is a SHA-256 of the istioctl binary's identity (real path,
+    size, mtime, inode), the command's inputs and, for renders, the API server's version (the only thing
+    `--cluster-specific` reads that changes the output; its CNI checks only warn). Entries are 0600 JSON
+    files in a 0700 directory, written atomically, so parallel runs share them safely. A cache that
+    cannot be read or written is skipped: the command runs as it always did.
+    """
+
+    def __init__(self, directory=None):
+        setting = os.environ.get(CACHE_ENV, "")
+        if directory is None and setting.lower() not in ("off", "false", "no", "0"):
+            base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+            directory = os.path.expanduser(setting) if setting else os.path.join(base, "istio-ops-gateways")
+        self.directory = directory
+
+    @staticmethod
+    def key(*parts):
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
+
+    def get(self, key):
+        if not self.directory:
+            return None
+        path = os.path.join(self.directory, key + ".json")
+        try:
+            with open(path) as handle:
+                value = json.load(handle)
+            os.utime(path)  # recently used: keep it past the age limit
+            return value
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key, value):
+        if not self.directory:
+            return
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError):  # e.g. a YAML timestamp; not worth caching
+            return
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")  # 0600
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text)
+            os.replace(tmp, os.path.join(self.directory, key + ".json"))
+            self._prune()
+        except OSError:
+            pass
+
+    def _prune(self):
+        cutoff = time.time() - CACHE_MAX_AGE
+        for name in os.listdir(self.directory):
+            path = os.path.join(self.directory, name)
+            try:
+                if os.path.getmtime(path) < cutoff:
+                    os.unlink(path)
+            except OSError:
+                pass
+
+
 class Istioctl(object):
     """Runs one istioctl binary against the module's cluster."""
 
@@ -67,8 +142,12 @@ class Istioctl(object):
         self.kube = kube
         self.path = self._find(binary_path)
         self.commands = []  # what ran, for the result
+        self.cached = []  # what the output cache answered instead, for the result
+        self.cache = OutputCache()
         self._tmpdir = tempfile.mkdtemp(prefix="istio_ops_")  # 0700
-        module.add_cleanup_file(self._tmpdir)
+        # At interpreter exit, after exit_json/fail_json: AnsibleModule's cleanup files are unlinked, which
+        # fails for a directory, so the kubeconfig (with the token) and the IstioOperator stayed in /tmp.
+        atexit.register(self.cleanup)
         self._kube_args = None
         self._version = None
 
@@ -176,9 +255,21 @@ class Istioctl(object):
             )
         return out
 
+    def _identity(self):
+        """What tells one istioctl binary from another without running it."""
+        real = os.path.realpath(self.path)
+        stat = os.stat(real)
+        return [real, stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
     def version(self):
         """The client version istioctl reports (no cluster access)."""
         if self._version is None:
+            key = self.cache.key("version", self._identity())
+            cached = self.cache.get(key)
+            if cached is not None:
+                self._version = cached["version"]
+                self.cached.append("version")
+                return self._version
             out = self.run(["version", "--remote=false", "-o", "json"], kube=False)
             try:
                 self._version = json.loads(out)["clientVersion"]["version"]
@@ -187,12 +278,34 @@ class Istioctl(object):
                 if not match:
                     raise IstioctlError("cannot read the istioctl version from %r" % out[:200])
                 self._version = match.group(1)
+            self.cache.put(key, {"version": self._version})
         return self._version
 
     def manifest_generate(self, iop_path):
-        """The objects `istioctl install -f iop_path` would apply, as dicts."""
+        """The objects `istioctl install -f iop_path` would apply, as dicts (fresh ones on every call)."""
+        key = self._manifest_key(iop_path)
+        cached = self.cache.get(key) if key else None
+        if cached is not None:
+            self.cached.append("manifest generate")
+            return cached["objects"]
         out = self.run(["manifest", "generate", "-f", iop_path, "--cluster-specific"])
-        return [doc for doc in yaml.safe_load_all(out) if doc]
+        objects = [doc for doc in yaml.safe_load_all(out) if doc]
+        if key:
+            self.cache.put(key, {"objects": objects})
+        return objects
+
+    def _manifest_key(self, iop_path):
+        """The cache key of a render, or None (no cache, or the server's version cannot be read)."""
+        if not self.cache.directory:
+            return None
+        try:
+            server = self.kube.server_version()
+        except GatewayError:
+            return None  # istioctl will say what is wrong with the connection
+        with open(iop_path) as handle:
+            iop = handle.read()
+        env = {name: os.environ.get(name) for name in _RENDER_ENV}
+        return self.cache.key("manifest generate --cluster-specific", self._identity(), iop, server, env)
 
     def install(self, iop_path, wait_timeout=None):
         args = ["install", "-y", "-f", iop_path]

@@ -179,6 +179,8 @@ notes:
     reconcile never fights the split. They apply again after promotion or rollback.
   - C(istioctl install) waits for the gateway to be ready (up to O(wait_timeout)) whatever O(wait) says;
     O(wait) controls the module's own rollout wait.
+  - With O(wait=true) a run that changes nothing waits for the rollout too, so a gateway whose earlier run timed out
+    (for example while an injection webhook refused its pods) is not reported converged until its pods are ready.
 seealso:
   - module: istio_ops.gateways.gateway_info
   - module: istio_ops.gateways.gateway_canary
