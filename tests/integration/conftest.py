@@ -35,6 +35,16 @@ def namespace_factory(kube):
         kube.delete("v1", "Namespace", name)
 
 
+# What Kubernetes' and istiod's controllers add to every new namespace, at their own pace: not the
+# collection's doing, so a snapshot taken right after a namespace is created must not count it.
+CONTROLLER_OBJECTS = {
+    ("ServiceAccount", "default"),
+    ("ConfigMap", "kube-root-ca.crt"),
+    ("ConfigMap", "istio-ca-root-cert"),
+    ("ConfigMap", "istio-ca-crl"),
+}
+
+
 def snapshot(kube, namespaces):
     """Every object of the kinds the collection touches, by kind/namespace/name, without server-owned noise."""
     kinds = [
@@ -53,6 +63,8 @@ def snapshot(kube, namespaces):
         for api_version, kind in kinds:
             for obj in kube.list(api_version, kind, ns):
                 meta = obj["metadata"]
+                if (kind, meta["name"]) in CONTROLLER_OBJECTS:
+                    continue
                 state["%s/%s/%s" % (kind, ns, meta["name"])] = json.dumps(strip_noise(obj), sort_keys=True)
     for ns in namespaces:  # only these: other tests create and delete namespaces concurrently
         obj = kube.get("v1", "Namespace", ns)
