@@ -257,7 +257,12 @@ control_plane:
   returned: when state is present
   type: dict
 istioctl:
-  description: The istioctl used, its version and the commands run (argument lists, exit codes, seconds).
+  description:
+    - The istioctl used, its version, the commands run (argument lists, exit codes, seconds), and C(cached), what
+      the istioctl output cache answered instead of running istioctl.
+    - The cache keeps C(istioctl version) and C(istioctl manifest generate) output under
+      C(~/.cache/istio-ops-gateways) (or E(ISTIO_OPS_GATEWAYS_CACHE); V(off) disables it), keyed by the istioctl
+      binary, the IstioOperator and the API server's version.
   returned: when state is present
   type: dict
 restarted:
