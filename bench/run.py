@@ -68,23 +68,7 @@ WAIT_TIMEOUT = 300
 # The seed's shared gateway (as tests/integration/test_testbed.py documents it). Each repetition moves it
 # into a fresh namespace and names the IstioOperator after that namespace: istioctl prunes by owner name
 # across the cluster, so a shared name would make each repetition remove the previous one.
-SEED_OPERATOR = """
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-metadata: {name: ingress}
-spec:
-  profile: empty
-  components:
-    ingressGateways:
-    - name: istio-ingressgateway
-      namespace: istio-ingress
-      enabled: true
-      label: {istio: ingressgateway}
-  values:
-    gateways:
-      istio-ingressgateway:
-        injectionTemplate: gateway
-"""
+SEED_OPERATOR = (ROOT / "tests" / "testbed" / "seed-ingress-iop.yaml").read_text()
 
 READ_VERBS = {"GET", "LIST", "WATCH"}
 # What installing a gateway writes (istioctl's objects, the namespace, the revision-tag webhooks a

@@ -4,6 +4,7 @@ import subprocess
 import time
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 import yaml
@@ -11,23 +12,7 @@ from kubernetes import client, config
 
 pytestmark = pytest.mark.integration
 
-SEED_OPERATOR = """
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-metadata: {name: ingress}
-spec:
-  profile: empty
-  components:
-    ingressGateways:
-    - name: istio-ingressgateway
-      namespace: istio-ingress
-      enabled: true
-      label: {istio: ingressgateway}
-  values:
-    gateways:
-      istio-ingressgateway:
-        injectionTemplate: gateway
-"""
+SEED_OPERATOR = (Path(__file__).resolve().parents[1] / "testbed" / "seed-ingress-iop.yaml").read_text()
 
 
 def wait_until(what, check, timeout=120, interval=1):
