@@ -11,6 +11,12 @@ options:
       - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
       - Without it and without O(host), the default kubeconfig (E(KUBECONFIG) or C(~/.kube/config)) is used,
         else the in-cluster service account.
+      - The secrets of an inline kubeconfig (tokens, keys, passwords, exec plugin environment) are never logged
+        nor echoed, also not in an error about the kubeconfig.
+      - Explicit options (O(host), O(api_key), O(ca_cert), O(client_cert), O(proxy), ...) override what the
+        kubeconfig says, on every request of the module and for istioctl alike. When O(api_key),
+        O(client_cert) or O(username) is given, the kubeconfig's own credentials are not sent at all.
+      - An empty string in any connection option counts as not set (AWX renders unset fields as V("")).
       - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
     type: raw
   context:
@@ -19,7 +25,8 @@ options:
     type: str
   host:
     description:
-      - URL of the Kubernetes API server. Can also be set with E(K8S_AUTH_HOST).
+      - URL of the Kubernetes API server, with its scheme (V(https://api.example.com:6443)).
+        Can also be set with E(K8S_AUTH_HOST).
     type: str
   api_key:
     description:
@@ -58,6 +65,8 @@ options:
   proxy:
     description:
       - URL of an HTTP proxy for API requests (and istioctl's). Can also be set with E(K8S_AUTH_PROXY).
+      - Without it, the proxy environment (E(HTTPS_PROXY), E(NO_PROXY)) or the kubeconfig's C(proxy-url) is used;
+        istioctl is given the same decision, never its own reading of the environment.
     type: str
   no_proxy:
     description:
@@ -69,13 +78,15 @@ options:
     type: dict
     suboptions:
       proxy_basic_auth:
-        description: C(user:password) for the proxy. Never logged.
+        description: C(user:password) for the proxy. Never logged. Can also be set with
+          E(K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH).
         type: str
       basic_auth:
-        description: C(user:password) sent as basic authentication. Never logged.
+        description: C(user:password) sent as basic authentication. Never logged. Can also be set with
+          E(K8S_AUTH_PROXY_HEADERS_BASIC_AUTH).
         type: str
       user_agent:
-        description: The User-Agent header.
+        description: The User-Agent header. Can also be set with E(K8S_AUTH_PROXY_HEADERS_USER_AGENT).
         type: str
   persist_config:
     description:
@@ -88,7 +99,8 @@ options:
     type: str
   impersonate_groups:
     description:
-      - Groups to impersonate. Can also be set with E(K8S_AUTH_IMPERSONATE_GROUPS), comma-separated.
+      - Groups to impersonate, each sent as a header of its own. Can also be set with
+        E(K8S_AUTH_IMPERSONATE_GROUPS), comma-separated.
     type: list
     elements: str
 requirements:

@@ -10,6 +10,10 @@ options:
     description:
       - Path of the istioctl binary. Without it, istioctl is looked up on E(PATH).
       - Its major.minor version must match the control plane of the target revision.
+      - istioctl reaches the cluster the module reaches (the same kubeconfig and context, or a private kubeconfig
+        written from the resolved connection options), with an argument list, never a shell.
+      - Every istioctl command has a timeout; C(install) and C(uninstall) get O(wait_timeout) plus a margin of
+        10 to 60 seconds, after which istioctl is killed with everything it started and the task fails saying so.
     type: path
   skip_version_check:
     description:

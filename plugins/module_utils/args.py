@@ -14,7 +14,9 @@ def _env(name):
     return {"fallback": (env_fallback, ["K8S_AUTH_" + name])}
 
 
-# Same names, aliases and K8S_AUTH_* variables as kubernetes.core.
+# Same names, aliases and K8S_AUTH_* variables as kubernetes.core. An inline kubeconfig (a dict) is not
+# no_log as a whole, which would mask every string in it ("v1", cluster names) wherever it occurs in any
+# output; run_module masks its secrets (tokens, keys, passwords) instead: connection.kubeconfig_secrets.
 AUTH_ARG_SPEC = {
     "kubeconfig": dict(type="raw", **_env("KUBECONFIG")),
     "context": dict(type="str", **_env("CONTEXT")),
@@ -30,10 +32,11 @@ AUTH_ARG_SPEC = {
     "no_proxy": dict(type="str", **_env("NO_PROXY")),
     "proxy_headers": dict(
         type="dict",
+        apply_defaults=True,  # so that the K8S_AUTH_PROXY_HEADERS_* fallbacks apply without the dict
         options=dict(
-            proxy_basic_auth=dict(type="str", no_log=True),
-            basic_auth=dict(type="str", no_log=True),
-            user_agent=dict(type="str"),
+            proxy_basic_auth=dict(type="str", no_log=True, **_env("PROXY_HEADERS_PROXY_BASIC_AUTH")),
+            basic_auth=dict(type="str", no_log=True, **_env("PROXY_HEADERS_BASIC_AUTH")),
+            user_agent=dict(type="str", **_env("PROXY_HEADERS_USER_AGENT")),
         ),
     ),
     "persist_config": dict(type="bool", **_env("PERSIST_CONFIG")),

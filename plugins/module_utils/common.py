@@ -6,6 +6,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.istio_ops.gateways.plugins.module_utils.binary import install_signal_handlers
+from ansible_collections.istio_ops.gateways.plugins.module_utils.connection import kubeconfig_secrets
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import (
     HAS_KUBERNETES,
@@ -23,9 +25,22 @@ except ImportError as exc:  # pragma: no cover
     YAML_IMPORT_ERROR = exc
 
 
+class GatewayModule(AnsibleModule):
+    """AnsibleModule that masks an inline kubeconfig's secrets in everything it logs or returns.
+
+    The mask is set as soon as the raw parameters are read, so that it also covers the invocation an
+    argument-validation failure reports.
+    """
+
+    def _set_internal_properties(self, *args, **kwargs):
+        super(GatewayModule, self)._set_internal_properties(*args, **kwargs)
+        self.no_log_values.update(kubeconfig_secrets(self.params.get("kubeconfig")))
+
+
 def run_module(manager_cls, argument_spec, **module_kwargs):
-    """Build the AnsibleModule, run manager_cls(module).run(), exit or fail with its result."""
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **module_kwargs)
+    """Build the module, run manager_cls(module).run(), exit or fail with its result."""
+    module = GatewayModule(argument_spec=argument_spec, supports_check_mode=True, **module_kwargs)
+    install_signal_handlers(module)
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
     if not HAS_YAML:

@@ -2,25 +2,21 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one istioctl runner of the collection.
 
-istioctl is always called with an argument list (never a shell). It reaches
-the cluster the module reaches: the user's kubeconfig file and context when
-that is all the auth there is, else a temporary 0600 kubeconfig written from
-the resolved connection (host/api_key, certificates, proxy), removed when the
-module exits. stdout/stderr are kept for error messages.
+How it runs (argument lists, timeouts, the module's connection, private
+files, job cancels) is binary.Binary's; this file adds istioctl's commands.
 
 What istioctl prints without changing anything is cached on disk (see
 OutputCache): its version, and `manifest generate`, which a converged run
 would otherwise spend most of its time on.
 """
 
-import atexit
 import hashlib
 import json
 import os
 import re
-import shutil
 import tempfile
 import time
+from stat import S_IMODE, S_ISDIR, S_ISREG, S_IWGRP, S_IWOTH
 
 try:
     import yaml
@@ -29,22 +25,14 @@ try:
 except ImportError:  # pragma: no cover - reported by the module
     HAS_YAML = False
 
+from ansible_collections.istio_ops.gateways.plugins.module_utils.binary import (
+    DEFAULT_TIMEOUT,
+    Binary,
+    BinaryError,
+    kill_after,
+)
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError
 
-# Auth options that a plain `--kubeconfig/--context` pass-through cannot carry.
-_OVERRIDES = (
-    "host",
-    "api_key",
-    "username",
-    "password",
-    "validate_certs",
-    "ca_cert",
-    "client_cert",
-    "client_key",
-    "proxy",
-    "no_proxy",
-    "proxy_headers",
-)
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)")
 
 # ISTIO_OPS_GATEWAYS_CACHE: a directory for the cache, or "off"; default $XDG_CACHE_HOME (~/.cache)/istio-ops-gateways.
@@ -54,21 +42,14 @@ CACHE_MAX_AGE = 30 * 24 * 3600  # entries unused this long are removed when a ne
 _RENDER_ENV = ("AUTO_GKE_DETECTION",)
 
 
-class IstioctlError(GatewayError):
-    def __init__(self, message, command=None, rc=None, stdout="", stderr=""):
-        super(IstioctlError, self).__init__(message, command=command, rc=rc, stdout=stdout, stderr=stderr)
+class IstioctlError(BinaryError):
+    pass
 
 
 def major_minor(version):
     """(major, minor) of an Istio version string such as 1.30.2 or 1.31-alpha.abc, or None."""
     match = _VERSION_RE.search(version or "")
     return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def _write_private(path, text):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
 
 
 class OutputCache(object):
@@ -81,25 +62,80 @@ class OutputCache(object):
     `--cluster-specific` reads that changes the output; its CNI checks only warn). Entries are 0600 JSON
     files in a 0700 directory, written atomically, so parallel runs share them safely. A cache that
     cannot be read or written is skipped: the command runs as it always did.
+
+    Whoever can write to the directory decides what a cached render says, so a directory (or an entry)
+    that is not the current user's, or that group or others may write to, is not used: `warn` is told
+    why and istioctl runs instead.
     """
 
-    def __init__(self, directory=None):
+    def __init__(self, directory=None, warn=None):
         setting = os.environ.get(CACHE_ENV, "")
         if directory is None and setting.lower() not in ("off", "false", "no", "0"):
             base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
             directory = os.path.expanduser(setting) if setting else os.path.join(base, "istio-ops-gateways")
         self.directory = directory
+        self.refused = []  # why the directory or an entry was not trusted
+        self._warn = warn
+        self._trusted = False  # the directory passed the owner and mode checks
 
     @staticmethod
     def key(*parts):
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
 
+    @staticmethod
+    def untrusted(info, what):
+        """Why a file with this os.stat result must not decide istioctl's output, or None."""
+        if hasattr(os, "getuid") and info.st_uid != os.getuid():
+            return "%s belongs to uid %d, not to the user running the module (uid %d)" % (
+                what,
+                info.st_uid,
+                os.getuid(),
+            )
+        if info.st_mode & (S_IWGRP | S_IWOTH):
+            return "%s is writable by group or others (mode %04o)" % (what, S_IMODE(info.st_mode))
+        return None
+
+    def _refuse(self, why):
+        self.refused.append(why)
+        if self._warn:
+            self._warn(
+                "istioctl output cache not used: %s; istioctl runs instead. Make it private (owned by this user, "
+                "chmod go-w) or set %s to a private directory, or to off" % (why, CACHE_ENV)
+            )
+
+    def _directory_trusted(self):
+        """Whether the directory exists and is safe; an unsafe one is refused for the rest of the run."""
+        if self._trusted:
+            return True
+        try:
+            info = os.stat(self.directory)
+        except OSError:
+            return False  # not made yet: nothing to read; put() creates it
+        directory = "directory " + self.directory
+        problem = self.untrusted(info, directory) if S_ISDIR(info.st_mode) else directory + " is not a directory"
+        if problem:
+            self._refuse(problem)
+            self.directory = None
+            return False
+        self._trusted = True
+        return True
+
     def get(self, key):
-        if not self.directory:
+        if not self.directory or not self._directory_trusted():
             return None
         path = os.path.join(self.directory, key + ".json")
         try:
-            with open(path) as handle:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return None
+        try:
+            with os.fdopen(fd) as handle:
+                info = os.fstat(handle.fileno())
+                entry = "entry " + path
+                problem = self.untrusted(info, entry) if S_ISREG(info.st_mode) else entry + " is not a regular file"
+                if problem:
+                    self._refuse(problem)
+                    return None
                 value = json.load(handle)
             os.utime(path)  # recently used: keep it past the age limit
             return value
@@ -115,6 +151,8 @@ class OutputCache(object):
             return
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            if not self._directory_trusted():
+                return
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")  # 0600
             with os.fdopen(fd, "w") as handle:
                 handle.write(text)
@@ -134,126 +172,24 @@ class OutputCache(object):
                 pass
 
 
-class Istioctl(object):
+class Istioctl(Binary):
     """Runs one istioctl binary against the module's cluster."""
 
+    name = "istioctl"
+    install_hint = " whose version matches the control plane"
+    error_class = IstioctlError
+
     def __init__(self, module, kube, binary_path=None):
-        self.module = module
-        self.kube = kube
-        self.path = self._find(binary_path)
-        self.commands = []  # what ran, for the result
+        super(Istioctl, self).__init__(module, kube, binary_path)
         self.cached = []  # what the output cache answered instead, for the result
-        self.cache = OutputCache()
-        self._tmpdir = tempfile.mkdtemp(prefix="istio_ops_")  # 0700
-        # At interpreter exit, after exit_json/fail_json: AnsibleModule's cleanup files are unlinked, which
-        # fails for a directory, so the kubeconfig (with the token) and the IstioOperator stayed in /tmp.
-        atexit.register(self.cleanup)
-        self._kube_args = None
+        self.cache = OutputCache(warn=getattr(module, "warn", None))
+        self.last_render_cached = False  # whether the last manifest_generate answer came from the cache
         self._version = None
 
-    def _find(self, binary_path):
-        if binary_path:
-            if not (os.path.isfile(binary_path) and os.access(binary_path, os.X_OK)):
-                raise IstioctlError(
-                    "binary_path: %r is not an executable file; point it at an istioctl binary whose version "
-                    "matches the control plane" % binary_path
-                )
-            return binary_path
-        found = self.module.get_bin_path("istioctl")
-        if not found:
-            raise IstioctlError(
-                "binary_path: istioctl was not found on PATH; install istioctl matching the control plane "
-                "version or set binary_path"
-            )
-        return found
-
-    def cleanup(self):
-        shutil.rmtree(self._tmpdir, ignore_errors=True)
-
-    # -- connection ----------------------------------------------------
-    def kube_args(self):
-        if self._kube_args is None:
-            self._kube_args = self._connection_args()
-        return list(self._kube_args)
-
-    def _connection_args(self):
-        params = self.kube.params
-        kubeconfig = params.get("kubeconfig")
-        args = []
-        if (
-            isinstance(kubeconfig, dict)
-            or any(params.get(k) not in (None, {}, "") for k in _OVERRIDES)
-            or not (kubeconfig or os.path.exists(os.path.expanduser("~/.kube/config")) or os.environ.get("KUBECONFIG"))
-        ):
-            args += ["--kubeconfig", self._temp_kubeconfig()]
-        else:
-            if kubeconfig:
-                args += ["--kubeconfig", os.path.expanduser(kubeconfig)]
-            if params.get("context"):
-                args += ["--context", params["context"]]
-        if params.get("impersonate_user"):
-            args += ["--as", params["impersonate_user"]]
-        for group in params.get("impersonate_groups") or []:
-            args += ["--as-group", group]
-        return args
-
-    def _temp_kubeconfig(self):
-        """A kubeconfig for exactly the connection the Python client uses."""
-        cfg = self.kube.configuration
-        cluster = {"server": cfg.host}
-        if cfg.ssl_ca_cert:
-            cluster["certificate-authority"] = cfg.ssl_ca_cert
-        if not cfg.verify_ssl:
-            cluster["insecure-skip-tls-verify"] = True
-        if cfg.proxy:
-            cluster["proxy-url"] = cfg.proxy
-        user = {}
-        token = cfg.get_api_key_with_prefix("authorization") or cfg.get_api_key_with_prefix("BearerToken")
-        if token:
-            user["token"] = token.split(" ", 1)[1] if token.lower().startswith("bearer ") else token
-        if cfg.cert_file and cfg.key_file:
-            user["client-certificate"] = cfg.cert_file
-            user["client-key"] = cfg.key_file
-        if cfg.username and cfg.password:
-            user["username"] = cfg.username
-            user["password"] = cfg.password
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "current-context": "istio-ops",
-            "clusters": [{"name": "istio-ops", "cluster": cluster}],
-            "users": [{"name": "istio-ops", "user": user}],
-            "contexts": [{"name": "istio-ops", "context": {"cluster": "istio-ops", "user": "istio-ops"}}],
-        }
-        path = os.path.join(self._tmpdir, "kubeconfig")
-        _write_private(path, json.dumps(config))
-        return path
-
-    def write_file(self, name, text):
-        """A 0600 file in the runner's private directory (IstioOperator specs)."""
-        path = os.path.join(self._tmpdir, name)
-        if os.path.exists(path):
-            os.unlink(path)
-        _write_private(path, text)
-        return path
-
-    # -- running -------------------------------------------------------
-    def run(self, args, timeout=None, kube=True):
-        """Run istioctl with args; return stdout. Raise IstioctlError on failure."""
-        command = [self.path] + list(args) + (self.kube_args() if kube else [])
-        started = time.monotonic()
-        rc, out, err = self.module.run_command(command, environ_update={"ISTIOCTL_XDS_ADDRESS": ""})
-        elapsed = round(time.monotonic() - started, 3)
-        self.commands.append({"argv": command, "rc": rc, "seconds": elapsed})
-        if rc != 0:
-            raise IstioctlError(
-                "istioctl %s failed (rc=%s): %s" % (" ".join(args[:2]), rc, (err or out).strip()[-2000:]),
-                command=command,
-                rc=rc,
-                stdout=out,
-                stderr=err,
-            )
-        return out
+    def environment(self):
+        env = super(Istioctl, self).environment()
+        env["ISTIOCTL_XDS_ADDRESS"] = ""  # never talk to an istiod found in the environment
+        return env
 
     def _identity(self):
         """What tells one istioctl binary from another without running it."""
@@ -281,17 +217,24 @@ class Istioctl(object):
             self.cache.put(key, {"version": self._version})
         return self._version
 
-    def manifest_generate(self, iop_path):
-        """The objects `istioctl install -f iop_path` would apply, as dicts (fresh ones on every call)."""
+    def manifest_generate(self, iop_path, use_cache=True):
+        """The objects `istioctl install -f iop_path` would apply, as dicts (fresh ones on every call).
+
+        use_cache=False runs istioctl whatever the cache holds (and refreshes the entry): a decision to
+        delete must never rest on a cached render alone. `last_render_cached` tells where the answer came from.
+        """
         key = self._manifest_key(iop_path)
-        cached = self.cache.get(key) if key else None
-        if cached is not None:
+        cached = self.cache.get(key) if key and use_cache else None
+        objects = cached.get("objects") if isinstance(cached, dict) else None
+        if isinstance(objects, list) and all(isinstance(o, dict) for o in objects):
             self.cached.append("manifest generate")
-            return cached["objects"]
+            self.last_render_cached = True
+            return objects
         out = self.run(["manifest", "generate", "-f", iop_path, "--cluster-specific"])
         objects = [doc for doc in yaml.safe_load_all(out) if doc]
         if key:
             self.cache.put(key, {"objects": objects})
+        self.last_render_cached = False
         return objects
 
     def _manifest_key(self, iop_path):
@@ -311,9 +254,9 @@ class Istioctl(object):
         args = ["install", "-y", "-f", iop_path]
         if wait_timeout:
             args += ["--readiness-timeout", "%ss" % int(wait_timeout)]
-        return self.run(args)
+        return self.run(args, timeout=kill_after(wait_timeout))
 
-    def uninstall(self, iop_path=None, purge=False, istio_namespace=None):
+    def uninstall(self, iop_path=None, purge=False, istio_namespace=None, timeout=DEFAULT_TIMEOUT):
         args = ["uninstall", "-y"]
         if purge:
             args.append("--purge")
@@ -321,4 +264,4 @@ class Istioctl(object):
             args += ["-f", iop_path]
         if istio_namespace:
             args += ["--istioNamespace", istio_namespace]
-        return self.run(args)
+        return self.run(args, timeout=kill_after(timeout))

@@ -10,16 +10,15 @@ server-side dry-run.
 """
 
 import json
-import os
+import socket
 import ssl
 import time
 
 try:
     import urllib3
     from kubernetes import client as k8s_client
-    from kubernetes import config as k8s_config
     from kubernetes.client.rest import ApiException
-    from kubernetes.config.config_exception import ConfigException
+    from urllib3._collections import HTTPHeaderDict
 
     HAS_KUBERNETES = True
     KUBERNETES_IMPORT_ERROR = None
@@ -30,9 +29,6 @@ except ImportError as exc:  # pragma: no cover - reported by the module
     class ApiException(Exception):
         pass
 
-    class ConfigException(Exception):
-        pass
-
 
 try:
     import yaml
@@ -40,9 +36,12 @@ except ImportError:  # pragma: no cover - reported by run_module
     yaml = None
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
+from ansible_collections.istio_ops.gateways.plugins.module_utils.connection import (
+    ConfigError,
+    build_configuration,
+    normalise,
+)
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError
-
-_YAML_ERROR = yaml.YAMLError if yaml is not None else ValueError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 REQUEST_TIMEOUT = (10, 60)  # seconds to connect, to read
@@ -60,10 +59,6 @@ class K8sError(GatewayError):
         self.status = status
         self.reason = reason
         self.api_details = details or {}
-
-
-class ConfigError(K8sError):
-    """The connection options cannot make a client (kubeconfig, host, certs)."""
 
 
 class Unreachable(K8sError):
@@ -146,84 +141,17 @@ _KNOWN = [
 KNOWN_RESOURCES = {(r.api_version, r.kind): r for r in _KNOWN}
 
 
-def build_configuration(params):
-    """A kubernetes.client.Configuration from the shared auth options.
-
-    Order as kubernetes.core: a kubeconfig (given, or the default one when no
-    host is given), else in-cluster config; explicit options then override.
-    """
-    if not HAS_KUBERNETES:
-        raise ConfigError("the 'kubernetes' Python package is required (pip install kubernetes)")
-    cfg = k8s_client.Configuration()
-    kubeconfig = params.get("kubeconfig")
-    context = params.get("context")
-    host = params.get("host")
-    default_kubeconfig = os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0])
-    try:
-        if isinstance(kubeconfig, dict):
-            k8s_config.load_kube_config_from_dict(kubeconfig, context=context, client_configuration=cfg)
-        elif kubeconfig or context or (not host and os.path.exists(default_kubeconfig)):
-            path = os.path.expanduser(kubeconfig) if kubeconfig else None
-            if path and not os.access(path, os.R_OK):
-                raise ConfigError(
-                    "kubeconfig: cannot read %r; give a readable kubeconfig file (option kubeconfig or "
-                    "K8S_AUTH_KUBECONFIG), or host and api_key" % kubeconfig
-                )
-            k8s_config.load_kube_config(
-                config_file=path,
-                context=context,
-                client_configuration=cfg,
-                persist_config=bool(params.get("persist_config")),
-            )
-        elif not host:
-            k8s_config.load_incluster_config(client_configuration=cfg)
-    except (ConfigException, OSError, ValueError, TypeError, AttributeError, KeyError, _YAML_ERROR) as exc:
-        # Not only ConfigException: a directory, a YAML syntax error or a file that is no mapping raise others.
-        raise ConfigError(
-            "cannot build a Kubernetes client from kubeconfig=%r context=%r: %s; set kubeconfig (or "
-            "K8S_AUTH_KUBECONFIG) to a valid file, or host and api_key" % (kubeconfig, context, exc)
-        )
-    if host:
-        cfg.host = host
-    if params.get("api_key"):
-        cfg.api_key = {"authorization": "Bearer " + params["api_key"]}
-        cfg.api_key_prefix = {}
-    if params.get("username"):
-        cfg.username = params["username"]
-    if params.get("password"):
-        cfg.password = params["password"]
-    if params.get("validate_certs") is not None:
-        cfg.verify_ssl = params["validate_certs"]
-    for option, attr in (("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"), ("client_key", "key_file")):
-        if params.get(option):
-            if not os.access(params[option], os.R_OK):
-                raise ConfigError("%s: cannot read %r; give a readable PEM file" % (option, params[option]))
-            setattr(cfg, attr, params[option])
-    if params.get("proxy"):
-        cfg.proxy = params["proxy"]
-    if params.get("no_proxy"):
-        cfg.no_proxy = params["no_proxy"]
-    headers = params.get("proxy_headers") or {}
-    if any(headers.values()):
-        cfg.proxy_headers = urllib3.util.make_headers(**{k: v for k, v in headers.items() if v})
-    if not cfg.host:
-        raise ConfigError("no API server: give kubeconfig, or host (K8S_AUTH_HOST) with credentials")
-    return cfg
-
-
 class KubeClient(object):
     """JSON requests against one API server, with typed errors and retries."""
 
     def __init__(self, params, retries=5, backoff=0.5, sleep=time.sleep):
-        self.params = params
-        self.configuration = build_configuration(params)
+        self.params = normalise(params)
+        self.configuration = build_configuration(self.params)
         self.api = k8s_client.ApiClient(self.configuration)
-        if params.get("impersonate_user"):
-            self.api.set_default_header("Impersonate-User", params["impersonate_user"])
-        for group in params.get("impersonate_groups") or []:
-            # ApiClient keeps one value per header name; urllib3 accepts a comma-joined list.
-            existing = self.api.default_headers.get("Impersonate-Group")
-            self.api.set_default_header("Impersonate-Group", group if not existing else existing + "," + group)
+        if self.params.get("impersonate_user"):
+            self.api.set_default_header("Impersonate-User", self.params["impersonate_user"])
+        # One Impersonate-Group header per group: the API server does not split a comma-joined value.
+        self.impersonate_groups = list(self.params.get("impersonate_groups") or [])
         self.retries = retries
         self.backoff = backoff
         self.sleep = sleep
@@ -244,8 +172,7 @@ class KubeClient(object):
             attempt += 1
             self.requests.append((method, path))
             try:
-                data = self._send(method, path, list((query or {}).items()), headers, body)
-                return json.loads(data) if data else None
+                data, answer_type = self._send(method, path, list((query or {}).items()), headers, body)
             except ApiException as exc:
                 retryable = exc.status in RETRY_STATUSES or (exc.status == 409 and retry_conflict)
                 if retryable and attempt <= self.retries:
@@ -253,33 +180,49 @@ class KubeClient(object):
                     continue
                 raise self._error(method, path, exc)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                _raise_if_not_transient(exc, self.configuration.host)
-                if attempt <= self.retries:
-                    self.sleep(self._delay(attempt))
-                    continue
-                raise Unreachable(
-                    "cannot reach the Kubernetes API server at %s (%s %s): %s; check host/kubeconfig and "
-                    "that the server is up" % (self.configuration.host, method, path, _short(exc))
-                )
+                problem = connection_problem(exc, self.configuration)
+                if not problem.retry or attempt > self.retries:
+                    raise problem.error("%s %s" % (method, path))
+                self.sleep(self._delay(attempt))
+                continue
+            return self._decode(method, path, data, answer_type)
+
+    def _decode(self, method, path, data, answer_type):
+        if not data:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise K8sError(
+                "%s %s at %s answered with content that is not JSON (Content-Type %s, starting %r); host (or the "
+                "kubeconfig's server) must be the Kubernetes API server itself, not a login page, proxy portal or "
+                "other web server" % (method, path, self.configuration.host, answer_type or "none", _head(data))
+            )
 
     def _send(self, method, path, query, headers, body):
-        """One HTTP exchange through the kubernetes package's ApiClient; raw response bytes.
+        """One HTTP exchange through the kubernetes package's ApiClient: (raw response bytes, Content-Type).
 
         kubernetes >= 35 (OpenAPI generator 7) splits serialising from sending and no longer raises
-        for HTTP errors; older releases do both in call_api.
+        for HTTP errors; older releases do both in call_api (and send impersonated groups comma-joined).
         """
         api = self.api
         if hasattr(api, "param_serialize"):
             method, url, headers, body, post = api.param_serialize(
                 method, path, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"]
             )
+            if self.impersonate_groups:
+                headers = HTTPHeaderDict(headers)
+                for group in self.impersonate_groups:
+                    headers.add("Impersonate-Group", group)
             response = api.call_api(
                 method, url, header_params=headers, body=body, post_params=post, _request_timeout=REQUEST_TIMEOUT
             )
             data = response.read()
             if not 200 <= response.status <= 299:
                 raise ApiException(http_resp=response)
-            return data
+            return data, (response.getheaders() or {}).get("Content-Type")
+        if self.impersonate_groups:
+            headers = dict(headers, **{"Impersonate-Group": ",".join(self.impersonate_groups)})
         response = api.call_api(
             path,
             method,
@@ -291,7 +234,7 @@ class KubeClient(object):
             _return_http_data_only=True,
             _request_timeout=REQUEST_TIMEOUT,
         )
-        return response.data
+        return response.data, (response.getheaders() or {}).get("Content-Type")
 
     def _delay(self, attempt, exc=None):
         retry_after = exc is not None and exc.headers and exc.headers.get("Retry-After")
@@ -362,7 +305,7 @@ class KubeClient(object):
             query=query,
             body=obj,
             content_type=APPLY_PATCH,
-            retry_conflict=True,
+            retry_conflict=force,  # without force, a conflict with another field manager is the answer
         )
 
     def patch(self, api_version, kind, name, namespace, patch, dry_run=False, patch_type="merge", subresource=None):
@@ -392,18 +335,41 @@ class KubeClient(object):
             query["dryRun"] = "All"
         return self.request("POST", res.path(obj["metadata"].get("namespace")), query=query, body=obj)
 
-    def delete(self, api_version, kind, name, namespace=None, dry_run=False, propagation="Background"):
-        """Delete; True when something was (or would be) deleted, False when it was already gone."""
+    def delete(self, api_version, kind, name, namespace=None, dry_run=False, propagation="Background", read=None):
+        """Delete; True when something was (or would be) deleted, False when it was already gone.
+
+        `read` is the object as it was read for the decision to delete it: its uid and resourceVersion
+        become preconditions, so an object deleted and recreated, or changed, since is never removed (409:
+        Conflict). A change that cannot touch the decision (status only, e.g. an autoscaler's report) is read
+        again and the delete retried once; anything else fails.
+        Without `read`, the delete is by name only.
+        """
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         if dry_run:
             body["dryRun"] = ["All"]
-        try:
-            self.request(
-                "DELETE", self.resource(api_version, kind).path(namespace, name), body=body, retry_conflict=True
-            )
-        except NotFound:
-            return False
-        return True
+        path = self.resource(api_version, kind).path(namespace, name)
+        for attempt in (1, 2):
+            meta = (read or {}).get("metadata") or {}
+            preconditions = {k: meta[k] for k in ("uid", "resourceVersion") if meta.get(k)}
+            if preconditions:
+                body["preconditions"] = preconditions
+            try:
+                self.request("DELETE", path, body=body, retry_conflict=not preconditions)
+                return True
+            except NotFound:
+                return False
+            except Conflict as exc:
+                now = self.get(api_version, kind, name, namespace) if attempt == 1 else None
+                if now is not None and _decision_marks(now) == _decision_marks(read):
+                    read = now
+                    continue
+                raise Conflict(
+                    "%s %s%s changed after it was read (precondition %s failed), so it was not deleted; run again "
+                    "to decide on what it is now" % (kind, namespace + "/" if namespace else "", name, preconditions),
+                    status=409,
+                    reason=exc.reason,
+                )
+        return True  # pragma: no cover - the loop returns or raises
 
     def server_version(self):
         return self.request("GET", "/version")
@@ -454,22 +420,155 @@ class KubeClient(object):
         if refs:
             self.wait("deletion", check, timeout)
 
+    # -- discovery (gateway_cleanup: what a namespace holds) -------------
+    def discover_namespaced_kinds(self, skip_groups=()):
+        """([(apiVersion, kind)], [(groupVersion, error)]): every namespaced kind the server serves and can list.
 
-def _raise_if_not_transient(exc, host):
-    """A certificate the client does not trust, or a host that is no URL, will not heal by retrying."""
-    cause = exc
-    for _depth in range(4):  # urllib3 wraps it: MaxRetryError(reason=SSLError(SSLCertVerificationError))
-        if cause is None or isinstance(cause, ssl.CertificateError):
-            break
-        cause = getattr(cause, "reason", None) or next((a for a in cause.args if isinstance(a, Exception)), None)
-    if isinstance(cause, ssl.CertificateError):
-        raise ConfigError(
-            "TLS verification of the API server at %s failed: %s; give the CA that signed its certificate "
-            "(ca_cert, or certificate-authority in the kubeconfig), or set validate_certs: false to skip "
-            "verification" % (host, _short(cause))
+        The core group and each other group's preferred version (GET /api/v1, /apis, /apis/<group>/<version>),
+        resources with the verb `list` and no '/' in their name (no subresources). A group version whose
+        discovery fails (an aggregated API that is down) is returned among the failures, not raised, so the
+        caller knows what it could not see. `skip_groups` are groups not to ask about at all.
+        """
+        versions = ["v1"]
+        for group in (self.request("GET", "/apis") or {}).get("groups") or []:
+            if group.get("name") in skip_groups or not group.get("versions"):
+                continue
+            preferred = (group.get("preferredVersion") or {}).get("groupVersion")
+            versions.append(preferred or group["versions"][0]["groupVersion"])
+        kinds, failures = [], []
+        for api_version in versions:
+            try:
+                listing = self.request("GET", ("/api/" if "/" not in api_version else "/apis/") + api_version) or {}
+            except K8sError as exc:
+                failures.append((api_version, str(exc)))
+                continue
+            for item in listing.get("resources") or []:
+                if "/" in item["name"] or not item.get("namespaced") or "list" not in (item.get("verbs") or []):
+                    continue
+                key = (api_version, item["kind"])
+                if key not in kinds:
+                    self._discovered.setdefault(key, Resource(api_version, item["kind"], item["name"], True))
+                    kinds.append(key)
+        return kinds, failures
+
+
+class ConnectionProblem(object):
+    """What went wrong reaching the API server: the message's subject, the fix, and whether a retry can help."""
+
+    def __init__(self, cls, what, fix, retry):
+        self.cls, self.what, self.fix, self.retry = cls, what, fix, retry
+
+    def error(self, request):
+        return self.cls("%s (%s): %s" % (self.what, request, self.fix))
+
+
+def _causes(exc):
+    """exc and what it wraps (urllib3: MaxRetryError.reason, NewConnectionError.__cause__, SSLError.args)."""
+    seen = []
+    todo = [exc]
+    while todo and len(seen) < 12:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo += [getattr(item, "reason", None), item.__cause__, item.__context__]
+        todo += [a for a in getattr(item, "args", ()) if isinstance(a, BaseException)]
+    return seen
+
+
+def connection_problem(exc, cfg):
+    """Classify a transport failure; never raises itself (any exception shape is handled)."""
+    host = cfg.host
+    causes = _causes(exc)
+
+    def first(*types):
+        return next((c for c in causes if isinstance(c, types)), None)
+
+    if first(urllib3.exceptions.LocationValueError):
+        return ConnectionProblem(
+            ConfigError, "host: %r is not a URL" % host, "give e.g. https://api.example.com:6443", False
         )
-    if isinstance(exc, urllib3.exceptions.LocationValueError):
-        raise ConfigError("host: %r is not a URL (%s); give e.g. https://api.example.com:6443" % (host, _short(exc)))
+    proxy_error = first(urllib3.exceptions.ProxyError)
+    if proxy_error is not None:
+        denied = "407" in str(proxy_error)
+        return ConnectionProblem(
+            ConfigError if denied else Unreachable,
+            "proxy: cannot reach %s through proxy %s: %s" % (host, _strip_auth(cfg.proxy), _short(proxy_error)),
+            "give the proxy's credentials (proxy_headers.proxy_basic_auth)"
+            if denied
+            else "check proxy, or list the API server in no_proxy if it must be reached directly",
+            not denied,
+        )
+    verify = first(ssl.SSLCertVerificationError, ssl.CertificateError)
+    if verify is not None:
+        hostname = "hostname" in str(verify).lower() or "ip address mismatch" in str(verify).lower()
+        return ConnectionProblem(
+            ConfigError,
+            "TLS verification of the API server at %s failed: %s" % (host, _short(verify)),
+            "give the CA that signed its certificate (ca_cert, or certificate-authority in the kubeconfig)"
+            + (", or the name its certificate is for (tls-server-name in the kubeconfig)" if hostname else "")
+            + ", or set validate_certs: false to skip verification",
+            False,
+        )
+    tls = first(ssl.SSLError)
+    if tls is not None:
+        return ConnectionProblem(
+            ConfigError,
+            "TLS handshake with the API server at %s failed: %s" % (host, _short(tls)),
+            "check that host is the API server's https URL and that client_cert/client_key (or the kubeconfig's "
+            "client certificate) are what it accepts",
+            False,
+        )
+    dns = first(socket.gaierror, getattr(urllib3.exceptions, "NameResolutionError", socket.gaierror))
+    if dns is not None:
+        return ConnectionProblem(
+            Unreachable,
+            "host: cannot resolve the API server's name in %s" % host,
+            "check the spelling of host (or the kubeconfig's server) and DNS",
+            False,
+        )
+    if first(ConnectionRefusedError):
+        return ConnectionProblem(
+            Unreachable,
+            "cannot reach the Kubernetes API server at %s: connection refused" % host,
+            "check host and port, and that the API server is up",
+            True,
+        )
+    # NewConnectionError subclasses ConnectTimeoutError (urllib3 2); a refusal was handled above.
+    timeouts = (urllib3.exceptions.ConnectTimeoutError, socket.timeout)
+    if any(isinstance(c, timeouts) and not isinstance(c, urllib3.exceptions.NewConnectionError) for c in causes):
+        return ConnectionProblem(
+            Unreachable,
+            "cannot reach the Kubernetes API server at %s: timed out connecting" % host,
+            "check host, firewalls and proxy",
+            True,
+        )
+    if first(urllib3.exceptions.ReadTimeoutError):
+        return ConnectionProblem(
+            Unreachable, "the API server at %s did not answer in time" % host, "check the server's health", True
+        )
+    return ConnectionProblem(
+        Unreachable,
+        "cannot reach the Kubernetes API server at %s: %s" % (host, _short(exc)),
+        "check host/kubeconfig and that the server is up",
+        True,
+    )
+
+
+def _strip_auth(url):
+    """A proxy URL without its user:password part, for messages."""
+    scheme, sep, rest = (url or "").partition("://")
+    return scheme + sep + rest.rpartition("@")[2] if sep else url
+
+
+def _head(data):
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+    return text[:80]
+
+
+def _decision_marks(obj):
+    """What a decision to delete an object rests on: its identity and everything but status and server noise."""
+    return ((obj or {}).get("metadata") or {}).get("uid"), strip_noise(obj)
 
 
 def rollout_complete(dep):

@@ -3,6 +3,9 @@
 import json
 import time
 import uuid
+from pathlib import Path
+
+import yaml
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import strip_noise
@@ -222,3 +225,16 @@ def wait_namespace_settled(kube, namespace, timeout=60):
     while not present():
         assert time.monotonic() < deadline, "namespace %s never got %s" % (namespace, sorted(wanted))
         time.sleep(0.5)
+
+
+def token_connection(kube, testbed, namespace, account):
+    """host, ca_cert and a real token (TokenRequest API, one hour) of ServiceAccount namespace/account."""
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}}
+    token = kube.request("POST", "/api/v1/namespaces/%s/serviceaccounts/%s/token" % (namespace, account), body=body)
+    state = json.loads(Path(testbed.kubeconfig).parent.joinpath("state.json").read_text())
+    kubeconfig = yaml.safe_load(Path(testbed.kubeconfig).read_text())
+    return {
+        "host": state["server"],
+        "ca_cert": kubeconfig["clusters"][0]["cluster"]["certificate-authority"],
+        "api_key": token["status"]["token"],
+    }

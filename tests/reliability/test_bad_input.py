@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils.cleanup import PURGE_CONFIRMATION
+from tests.testbed import pki
 
 from . import faults
 from .common import (
@@ -28,6 +29,7 @@ from .common import (
     uid,
     wait_namespace_settled,
 )
+from .servers import WebServer
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +70,7 @@ def ctx(ansible, kube, testbed, tmp_path_factory):
     c["kubeconfig_dir"] = str(tmp / "kubeconfig-dir")
     (tmp / "garbage").write_text("clusters: [unclosed\n")
     c["kubeconfig_garbage"] = str(tmp / "garbage")
+    _connection_mistakes(c, tmp)
     (tmp / "istioctl").write_text("#!/bin/sh\necho not executable\n")
     (tmp / "istioctl").chmod(0o644)
     c["istioctl_noexec"] = str(tmp / "istioctl")
@@ -111,8 +114,9 @@ def ctx(ansible, kube, testbed, tmp_path_factory):
         )
         for name in [c["gw_ns"]] + created:
             wait_namespace_settled(kube, name)
-        with proxy:
+        with proxy, WebServer() as login_page:
             c["no_istio_api"] = proxy.url
+            c["login_page"] = login_page.url
             yield c
     finally:
         for name in [c["gw_ns"]] + created:
@@ -304,31 +308,28 @@ CASES = [
         "gw-kubeconfig-directory",
         "istio_gateway",
         lambda c: gw(c, kubeconfig=c["kubeconfig_dir"]),
-        ["cannot build a Kubernetes client from kubeconfig=", "Is a directory", "set kubeconfig"],
+        lambda c: ["kubeconfig: %r is a directory, not a kubeconfig file" % c["kubeconfig_dir"]],
         BARE,
     ),
     Case(
         "gw-kubeconfig-garbage",
         "istio_gateway",
         lambda c: gw(c, kubeconfig=c["kubeconfig_garbage"]),
-        [
-            "cannot build a Kubernetes client from kubeconfig=",
-            "set kubeconfig (or K8S_AUTH_KUBECONFIG) to a valid file",
-        ],
+        lambda c: ["kubeconfig: %r is not YAML" % c["kubeconfig_garbage"], "give a kubeconfig file"],
         BARE,
     ),
     Case(
         "gw-context-unknown",
         "istio_gateway",
         lambda c: gw(c, context="prod-eu"),
-        ["context='prod-eu'", "set kubeconfig"],
+        ["context: 'prod-eu' is not a context of", "give one of: "],
         BARE,
     ),
     Case(
         "gw-host-unreachable",
         "istio_gateway",
         lambda c: gw(c, **by_host(c, host="https://127.0.0.1:9")),
-        ["cannot reach the Kubernetes API server at https://127.0.0.1:9", "check host"],
+        ["cannot reach the Kubernetes API server at https://127.0.0.1:9: connection refused", "check host and port"],
         BARE,
         NO_KUBECONFIG,
     ),
@@ -344,7 +345,7 @@ CASES = [
         "gw-ca-unreadable",
         "istio_gateway",
         lambda c: gw(c, **by_host(c, ca_cert="/nonexistent/ca.crt")),
-        ["ca_cert: cannot read '/nonexistent/ca.crt'"],
+        ["ca_cert: '/nonexistent/ca.crt' does not exist; give the path of a PEM certificate file"],
         BARE,
         NO_KUBECONFIG,
     ),
@@ -827,6 +828,14 @@ CASES = [
         },
         ["gateway_cleanup_wait_timeout", "int"],
     ),
+    # No defaults: included without variables, the role must not fall back to Istio's standard gateway.
+    Case(
+        "role-cleanup-no-vars",
+        "role:gateway_cleanup",
+        {},
+        ["missing required arguments: gateway_cleanup_name, gateway_cleanup_namespace"],
+        ("istio-ingress", "gw_ns"),
+    ),
     Case(
         "role-cleanup-foreign",
         "role:gateway_cleanup",
@@ -834,6 +843,123 @@ CASES = [
         ["carries no istioctl owner label"],
     ),
 ]
+
+
+def _connection_mistakes(c, tmp):
+    """Files for ordinary connection mistakes: CA files that hold no certificate, client certificates and keys
+    that are not PEM or do not match, YAML that is no kubeconfig."""
+    (tmp / "empty.crt").write_text("")
+    (tmp / "not-pem.crt").write_text("this is not a certificate\n")
+    (tmp / "not-a-kubeconfig.yaml").write_text("foo: bar\n")
+    one, other = pki.CA(tmp, "rel-ca-one"), pki.CA(tmp, "rel-ca-other")
+    c["client_cert"], _key = (str(p) for p in one.issue("rel-client", "rel-client"))
+    c["other_key"] = str(other.issue("rel-other", "rel-other")[1])
+    c.update(
+        ca_empty=str(tmp / "empty.crt"),
+        ca_not_pem=str(tmp / "not-pem.crt"),
+        not_a_kubeconfig=str(tmp / "not-a-kubeconfig.yaml"),
+    )
+
+
+CONNECTION_CASES = [
+    Case(
+        "info-ca-empty",
+        "gateway_info",
+        lambda c: by_host(c, ca_cert=c["ca_empty"]),
+        lambda c: ["ca_cert: %r holds no PEM certificate (it is empty)" % c["ca_empty"]],
+        (),
+        NO_KUBECONFIG,
+    ),
+    Case(
+        "info-ca-not-pem",
+        "gateway_info",
+        lambda c: by_host(c, ca_cert=c["ca_not_pem"]),
+        lambda c: ["ca_cert: %r holds no PEM certificate;" % c["ca_not_pem"]],
+        (),
+        NO_KUBECONFIG,
+    ),
+    Case(
+        "info-ca-directory",
+        "gateway_info",
+        lambda c: by_host(c, ca_cert=c["kubeconfig_dir"]),
+        lambda c: ["ca_cert: %r is a directory, not a PEM file" % c["kubeconfig_dir"]],
+        (),
+        NO_KUBECONFIG,
+    ),
+    Case(
+        "info-client-cert-not-pem",
+        "gateway_info",
+        lambda c: by_host(c, api_key=None, client_cert=c["ca_not_pem"], client_key=c["other_key"]),
+        lambda c: ["client_cert: %r holds no PEM certificate" % c["ca_not_pem"]],
+        (),
+        NO_KUBECONFIG,
+    ),
+    Case(
+        "info-client-key-not-pem",
+        "gateway_info",
+        lambda c: by_host(c, api_key=None, client_cert=c["client_cert"], client_key=c["ca_not_pem"]),
+        lambda c: ["client_key: %r holds no PEM private key" % c["ca_not_pem"]],
+        (),
+        NO_KUBECONFIG,
+    ),
+    Case(
+        "info-client-key-mismatch",
+        "gateway_info",
+        lambda c: by_host(c, api_key=None, client_cert=c["client_cert"], client_key=c["other_key"]),
+        lambda c: ["client_cert/client_key: the key %r does not match the certificate" % c["other_key"]],
+        (),
+        NO_KUBECONFIG,
+    ),
+    Case(
+        "info-client-cert-without-key",
+        "gateway_info",
+        lambda c: by_host(c, api_key=None, client_cert=c["client_cert"]),
+        ["client_cert: given without client_key"],
+        (),
+        NO_KUBECONFIG,
+    ),
+    Case(
+        "info-host-no-scheme",
+        "gateway_info",
+        lambda c: by_host(c, host=c["server"].split("://", 1)[1]),
+        lambda c: ["host: %r has no http(s) scheme" % c["server"].split("://", 1)[1], repr(c["server"])],
+        (),
+        NO_KUBECONFIG,
+    ),
+    Case(
+        "info-not-a-kubeconfig",
+        "gateway_info",
+        lambda c: {"kubeconfig": c["not_a_kubeconfig"]},
+        lambda c: ["kubeconfig: %r is not a kubeconfig" % c["not_a_kubeconfig"], "`clusters` and `contexts`"],
+        (),
+    ),
+    Case(
+        "info-host-login-page",
+        "gateway_info",
+        lambda c: {"host": c["login_page"], "api_key": "rel-token"},
+        lambda c: ["at %s answered with content that is not JSON (Content-Type text/html" % c["login_page"]],
+        (),
+        NO_KUBECONFIG,
+    ),
+    # The same mistakes through istioctl's module: the connection is checked before istioctl runs.
+    Case(
+        "gw-ca-empty",
+        "istio_gateway",
+        lambda c: gw(c, **by_host(c, ca_cert=c["ca_empty"])),
+        lambda c: ["ca_cert: %r holds no PEM certificate (it is empty)" % c["ca_empty"]],
+        BARE,
+        NO_KUBECONFIG,
+    ),
+    Case(
+        "gw-host-no-scheme",
+        "istio_gateway",
+        lambda c: gw(c, **by_host(c, host=c["server"].split("://", 1)[1])),
+        ["has no http(s) scheme"],
+        BARE,
+        NO_KUBECONFIG,
+    ),
+]
+CASES += CONNECTION_CASES
 
 
 def role_play(role):

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from . import faults
-from .common import COUNTS, uid
+from .common import COUNTS, token_connection, uid
 
 pytestmark = pytest.mark.integration
 
@@ -57,16 +57,8 @@ def identity(kube, testbed):
         )
     for obj in objects:
         kube.apply(obj)
-    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}}
-    token = kube.request("POST", "/api/v1/namespaces/%s/serviceaccounts/%s/token" % (ns, account), body=body)
-    state = json.loads(Path(testbed.kubeconfig).parent.joinpath("state.json").read_text())
-    kubeconfig = yaml.safe_load(Path(testbed.kubeconfig).read_text())
     try:
-        yield {
-            "host": state["server"],
-            "ca_cert": kubeconfig["clusters"][0]["cluster"]["certificate-authority"],
-            "api_key": token["status"]["token"],
-        }
+        yield token_connection(kube, testbed, ns, account)
     finally:
         for obj in reversed(objects):
             meta = obj["metadata"]

@@ -70,3 +70,67 @@ def test_wait_names_what_it_waited_for():
         assert "wait_timeout" in exc.message
     else:
         raise AssertionError("wait did not time out")
+
+
+class _Cfg(object):
+    host = "https://api.example:6443"
+    proxy = "http://proxy.example:3128"
+
+
+def _wrapped(reason):
+    """What urllib3 raises after its own retries: MaxRetryError with the cause as `reason`."""
+    import urllib3
+
+    return urllib3.exceptions.MaxRetryError(None, "/version", reason=reason)
+
+
+def test_connection_problems_are_classified_and_never_crash():
+    import socket
+    import ssl
+
+    import urllib3
+
+    cases = [
+        (_wrapped(ssl.SSLCertVerificationError("certificate verify failed")), "TLS verification", False),
+        (
+            _wrapped(urllib3.exceptions.SSLError(ssl.SSLError(1, "tlsv13 alert certificate required"))),
+            "TLS handshake",
+            False,
+        ),
+        (
+            _wrapped(urllib3.exceptions.NameResolutionError("api.example", None, socket.gaierror(-2, "no name"))),
+            "cannot resolve",
+            False,
+        ),
+        (_wrapped(urllib3.exceptions.NewConnectionError(None, "refused")), "cannot reach", True),
+        (
+            _wrapped(
+                urllib3.exceptions.ProxyError(
+                    "Unable to connect to proxy", OSError("407 Proxy Authentication Required")
+                )
+            ),
+            "proxy: cannot reach",
+            False,
+        ),
+        (ConnectionRefusedError(111, "Connection refused"), "at https://api.example:6443: connection refused", True),
+        (
+            _wrapped(urllib3.exceptions.ReadTimeoutError(None, "/version", "read timed out")),
+            "did not answer in time",
+            True,
+        ),
+        (urllib3.exceptions.LocationValueError("no host"), "is not a URL", False),
+        (OSError("some text cause"), "cannot reach the Kubernetes API server", True),
+    ]
+    for exc, fragment, retry in cases:
+        problem = k8s.connection_problem(exc, _Cfg())
+        assert fragment in problem.error("GET /version").message, (exc, problem.what)
+        assert problem.retry is retry, exc
+
+
+def test_a_string_reason_does_not_crash_the_error_path():
+    import urllib3
+
+    # MaxRetryError.reason may be a string (an SSL error text): the old walk called .args on it.
+    problem = k8s.connection_problem(_wrapped("[SSL] PEM lib"), _Cfg())
+    assert "cannot reach the Kubernetes API server at https://api.example:6443" in problem.error("GET /").message
+    assert isinstance(urllib3.exceptions.HTTPError(), Exception)
