@@ -14,7 +14,7 @@ import datetime
 import json
 import time
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import control_plane, inventory, validate
+from ansible_collections.istio_ops.gateways.plugins.module_utils import control_plane, inventory, owners, validate
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.args import (
     AUTH_ARG_SPEC,
@@ -83,9 +83,81 @@ ARGUMENT_SPEC = merge_specs(
         create_namespace=dict(type="bool", default=True),
         fix_injection_label=dict(type="bool", default=False),
         restart=dict(type="bool", default=False),
+        adopt=dict(type="bool", default=False),
         state=dict(type="str", default="present", choices=["present", "absent"]),
     ),
 )
+
+
+# User `values` the module sets itself, to keep a gateway install away from the control plane: (path, fix).
+PINNED_VALUES = (
+    (
+        ("global", "operatorManageWebhooks"),
+        "remove it: it stays true so that istioctl never rewrites the cluster's revision-tag webhooks",
+    ),
+    (("global", "istioNamespace"), "remove it and use the option istio_namespace"),
+    (("revision",), "remove it and use the option revision"),
+    (("ownerName",), "remove it: istioctl's owner labels name this gateway's IstioOperator"),
+)
+# Keys of a gateway chart's values (values.gateways.<chart>) that istioctl sets from the component, or that
+# enable another gateway (rendered into the Istio namespace): the option to use instead.
+PINNED_CHART_VALUES = {
+    "enabled": "the module enables exactly one gateway; use the options name and kind",
+    "name": "use the option name",
+    "namespace": "use the option namespace",
+    "labels": "use the option labels",
+}
+RENDERED_KINDS = frozenset(inventory.OWNED_KINDS)
+
+
+def pinned_value_errors(params):
+    """Errors for user `values` and `k8s` settings that would undo a pin (webhooks, Istio namespace,
+    revision, owner, the component's name and namespace)."""
+    errors = []
+    user_values = params.get("values") or {}
+    for path, fix in PINNED_VALUES:
+        node = user_values
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is not None:
+            errors.append("values.%s: %r is set by the module; %s" % (".".join(path), node, fix))
+    charts = user_values.get("gateways")
+    for chart, chart_values in sorted(charts.items() if isinstance(charts, dict) else []):
+        for key in sorted(set(chart_values if isinstance(chart_values, dict) else ()) & set(PINNED_CHART_VALUES)):
+            errors.append(
+                "values.gateways.%s.%s: %r is set by the module; %s"
+                % (chart, key, chart_values[key], PINNED_CHART_VALUES[key])
+            )
+    overlays = (params.get("k8s") or {}).get("overlays") or []
+    for index, overlay in enumerate(overlays if isinstance(overlays, list) else []):
+        patches = overlay.get("patches") if isinstance(overlay, dict) else None
+        for number, patch in enumerate(patches if isinstance(patches, list) else []):
+            path = str((patch or {}).get("path") or "") if isinstance(patch, dict) else ""
+            if path.strip(".").split(".")[:2] == ["metadata", "namespace"]:
+                errors.append(
+                    "k8s.overlays[%d].patches[%d].path: %r would move %s %s out of the gateway's namespace; "
+                    "remove the patch and use the option namespace"
+                    % (index, number, path, overlay.get("kind"), overlay.get("name"))
+                )
+    return errors
+
+
+def check_rendered(objects, namespace):
+    """Fail unless istioctl rendered only the gateway chart's kinds, all in the gateway's namespace."""
+    problems = []
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        what = "%s %s/%s" % (obj.get("kind"), meta.get("namespace") or "", meta.get("name"))
+        if (obj.get("apiVersion"), obj.get("kind")) not in RENDERED_KINDS:
+            problems.append("%s (%s is not a kind of the gateway chart)" % (what, obj.get("apiVersion")))
+        elif meta.get("namespace") != namespace:
+            problems.append("%s (outside namespace %r)" % (what, namespace))
+    if problems:
+        raise InputError(
+            "values/k8s: istioctl would render %s; a gateway install makes only %s in the gateway's namespace. "
+            "Nothing was applied; remove the values or k8s settings that add or move these objects"
+            % ("; ".join(problems), ", ".join(sorted({pair[1] for pair in RENDERED_KINDS})))
+        )
 
 
 def deep_merge(base, extra):
@@ -133,6 +205,7 @@ def check_inputs(params):
                     errors.append(error)
     if params.get("revision") == L.DEFAULT_REVISION:
         errors.append("revision: use no revision (omit it) for the default revision, not %r" % L.DEFAULT_REVISION)
+    errors += pinned_value_errors(params)
     if errors:
         raise InputError("; ".join(errors))
 
@@ -273,35 +346,55 @@ class IstioGatewayManager(Manager):
         live_deployment = self.kube.get("apps/v1", "Deployment", p["name"], p["namespace"]) if namespace else None
         iop = render_iop(self._keep_canary_split(live_deployment))
         self.result["iop"] = iop
+        self._preflight_owner_name(iop["metadata"]["name"])
         iop_path = istioctl.write_file("iop.yaml", yaml.safe_dump(iop, sort_keys=False))
         started = time.monotonic()
-        desired = stamp_owner_labels(istioctl.manifest_generate(iop_path), iop, istioctl.version(), p["kind"])
+        desired = self._render(istioctl, iop_path, iop)
         timings["render_seconds"] = round(time.monotonic() - started, 3)
 
         before_revision = _revision_of(live_deployment)
         started = time.monotonic()
-        changes = self._plan(desired, namespace_exists=namespace is not None)
+        changes, migrations = self._plan(desired, namespace_exists=namespace is not None)
+        if istioctl.last_render_cached and any(c["action"] == "prune" for c in changes):
+            # Never delete on the strength of a cached render alone: render afresh and plan again.
+            desired = self._render(istioctl, iop_path, iop, use_cache=False)
+            changes, migrations = self._plan(desired, namespace_exists=namespace is not None)
         timings["plan_seconds"] = round(time.monotonic() - started, 3)
+        if self.result.get("adopted"):
+            self.module.warn(self._adopting)
         self.result["objects"] = [
             {"kind": c["kind"], "name": c["name"], "namespace": c["namespace"], "action": c["action"]} for c in changes
         ]
+        if migrations:
+            self.result["migrated"] = [inventory.object_ref(m["live"]) for m in migrations]
         needs_install = any(c["action"] != "none" for c in changes)
-        self.result["changed"] = needs_install or (namespace is None) or bool(self.result.get("namespace_fixed"))
+        self.result["changed"] = (
+            needs_install or bool(migrations) or (namespace is None) or bool(self.result.get("namespace_fixed"))
+        )
         if self.module._diff:
-            self.result["diff"] = [object_diff(c["live"], c["after"]) for c in changes if c["action"] != "none"]
+            self.result["diff"] = [object_diff(m["live"], m["after"]) for m in migrations] + [
+                object_diff(c["live"], c["after"]) for c in changes if c["action"] != "none"
+            ]
 
-        if needs_install and not self.check_mode:
+        if not self.check_mode:
             if namespace is None:
                 self._create_namespace()
+            # Relabel before istioctl runs, so that it neither prunes nor recreates what it finds. That is the
+            # whole migration: istioctl keeps no in-cluster state named after the IstioOperator (no
+            # installed-state IstioOperator since the in-cluster operator went), and the chart's pod template
+            # carries no IstioOperator name (its owner label is the chart's ownerName, "unknown").
+            for migration in migrations:
+                self._relabel(migration["live"], dry_run=False)
+        if needs_install and not self.check_mode:
             started = time.monotonic()
             istioctl.install(iop_path, p["wait_timeout"])
             timings["install_seconds"] = round(time.monotonic() - started, 3)
             # istioctl prunes only objects stamped with its own version; remove older leftovers too.
             for change in changes:
                 if change["action"] == "prune":
-                    self.kube.delete(change["api_version"], change["kind"], change["name"], change["namespace"])
-        elif namespace is None and not self.check_mode:
-            self._create_namespace()
+                    self.kube.delete(
+                        change["api_version"], change["kind"], change["name"], change["namespace"], read=change["live"]
+                    )
 
         if p["restart"]:
             self.result["changed"] = True
@@ -384,37 +477,120 @@ class IstioGatewayManager(Manager):
                 % (json.dumps(selector, sort_keys=True), p["namespace"], ", ".join(sorted(hits)))
             )
 
-    def _plan(self, desired, namespace_exists):
-        """One entry per object: action create | update | prune | none, with the live and the planned object.
+    def _render(self, istioctl, iop_path, iop, use_cache=True):
+        """What `istioctl install` would apply, with its owner labels; only the chart's kinds, in the namespace."""
+        rendered = istioctl.manifest_generate(iop_path, use_cache=use_cache)
+        check_rendered(rendered, self.params["namespace"])
+        return stamp_owner_labels(rendered, iop, istioctl.version(), self.params["kind"])
 
-        One LIST per owned kind (by istioctl's owner label) yields both the live objects to compare and
-        those to prune; only a desired object missing from it (not installed yet, or without the owner
-        labels) is read by name.
+    def _plan(self, desired, namespace_exists):
+        """(changes, migrations). One change per object: action create | update | prune | none, with the live
+        and the planned object; one migration per object of the gateway still owned under its legacy
+        IstioOperator name (labels.legacy_iop_name) that the render names, with the relabelled object.
+
+        One LIST per owned kind (by istioctl's owner label, current or legacy name) yields the live objects
+        to compare, to migrate and to prune; only a desired object missing from it (not installed yet, or
+        not this gateway's) is read by name, and refused unless it may be adopted. Nothing is written:
+        relabelling is a server-side dry run here, so that check mode reports it and the comparison
+        sees the object as it will be.
         """
-        owned = (
-            inventory.owned_objects(self.kube, self.params["name"], self.params["namespace"])
-            if namespace_exists
-            else []
-        )
-        live_by_key = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in owned}
+        p = self.params
+        current_name = L.iop_name(p["name"], p["namespace"])
+        owned = inventory.owned_objects(self.kube, p["name"], p["namespace"]) if namespace_exists else []
+        wanted = {(o["kind"], o["metadata"]["name"]) for o in desired}
+        live_by_key = {}
+        migrations = []
+        for obj in owned:
+            key = (obj["kind"], obj["metadata"]["name"])
+            if obj["metadata"]["labels"][L.OWNING_RESOURCE] != current_name and key in wanted:
+                relabelled = self._relabel(obj, dry_run=True)
+                migrations.append({"live": obj, "after": relabelled})
+                live_by_key[key] = relabelled
+            else:
+                live_by_key[key] = obj
         changes = []
-        wanted = set()
+        foreign = []
         for obj in desired:
             meta = obj["metadata"]
-            wanted.add((obj["kind"], meta["name"]))
-            live = live_by_key.get((obj["kind"], meta.get("namespace"), meta["name"]))
+            live = live_by_key.get((obj["kind"], meta["name"]))
             if live is None and namespace_exists:
                 live = self.kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+                if live is not None:
+                    foreign.append(live)
             if live is None:
                 after, action = obj, "create"
             else:
                 after = self.kube.apply(obj, field_manager=L.ISTIOCTL_FIELD_MANAGER, dry_run=True)
                 action = "none" if strip_noise(after) == strip_noise(live) else "update"
             changes.append(_change(obj, action, live, after))
+        self._check_foreign(foreign, current_name)
         for obj in owned:
             if (obj["kind"], obj["metadata"]["name"]) not in wanted:
                 changes.append(_change(obj, "prune", obj, None))
-        return changes
+        return changes, migrations
+
+    def _check_foreign(self, foreign, current_name):
+        """Objects in the way that istioctl did not apply for this gateway: refused, or adopted on request."""
+        if not foreign:
+            return
+        if not self.params["adopt"]:
+            # The Deployment first (what a user recognises), then the rest in the chart's order.
+            ordered = sorted(foreign, key=lambda o: o["kind"] != "Deployment")
+            first, others = ordered[0], ordered[1:]
+            error = owners.refuse(
+                first,
+                "it has a name istio_gateway would install, and istioctl would force-apply over it",
+                "remove it, give the gateway another name or namespace, or set adopt: true to take it over "
+                "(it is then owned by this gateway's IstioOperator %s)" % current_name,
+            )
+            if others:
+                error.message += "; the same holds for " + "; ".join(
+                    "%s %s (%s)" % (o["kind"], o["metadata"]["name"], owners.describe_owner(o)) for o in others
+                )
+                error.args = (error.message,)
+            raise error
+        self.result["adopted"] = [inventory.object_ref(obj) for obj in foreign]
+        self._adopting = "adopt: taking over %s (%s); from now on they are owned by IstioOperator %s" % (
+            ", ".join("%s %s" % (obj["kind"], obj["metadata"]["name"]) for obj in foreign),
+            "; ".join(sorted({owners.describe_owner(obj) for obj in foreign})),
+            current_name,
+        )
+
+    def _relabel(self, obj, dry_run):
+        """Move an object from the legacy owner name to the current one: a metadata-only merge patch, guarded
+        by the resourceVersion read, so the pod template (and the pods) stay as they are."""
+        meta = obj["metadata"]
+        patch = {
+            "metadata": {
+                "labels": {L.OWNING_RESOURCE: L.iop_name(self.params["name"], self.params["namespace"])},
+                "resourceVersion": meta["resourceVersion"],
+            }
+        }
+        return self.kube.patch(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"], patch, dry_run=dry_run)
+
+    def _preflight_owner_name(self, iop_name):
+        """Fail when another namespace's Deployment already carries this gateway's owner name: istioctl prunes
+        by owner name across the cluster, so installing would delete that gateway."""
+        p = self.params
+        selector = "%s=%s" % (L.OWNING_RESOURCE, iop_name)
+        elsewhere = [
+            d
+            for d in self.kube.list("apps/v1", "Deployment", label_selector=selector)
+            if d["metadata"]["namespace"] != p["namespace"]
+        ]
+        if elsewhere:
+            raise InputError(
+                "name: the IstioOperator name %r of gateway %s/%s already owns Deployment(s) %s (%s), so installing "
+                "would let istioctl prune them; remove or rename the IstioOperator that installed them, or "
+                "install this gateway under another name or namespace"
+                % (
+                    iop_name,
+                    p["namespace"],
+                    p["name"],
+                    ", ".join(sorted("%s/%s" % (d["metadata"]["namespace"], d["metadata"]["name"]) for d in elsewhere)),
+                    "; ".join(sorted({owners.describe_owner(d) for d in elsewhere})),
+                )
+            )
 
     def _create_namespace(self):
         ns = {

@@ -21,16 +21,25 @@ CANARY_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2",
 
 
 def owner_selector(name, namespace):
-    """Selects what istioctl applied for the collection's IstioOperator of this gateway."""
+    """Selects what istioctl applied for the collection's IstioOperator of this gateway (current name)."""
     return "%s=%s" % (L.OWNING_RESOURCE, L.iop_name(name, namespace))
 
 
 def owned_objects(kube, name, namespace):
-    """Objects in `namespace` that istioctl applied for this gateway's IstioOperator."""
-    selector = owner_selector(name, namespace)
+    """Objects in `namespace` that istioctl applied for this gateway's IstioOperator, under its current
+    name or the legacy one (labels.owner_names) of a gateway installed by an earlier collection version.
+
+    One LIST per kind (objects with an owner label), filtered here: the legacy name is unique within
+    the namespace (it starts with it), so in `namespace` it names this gateway's IstioOperator.
+    """
+    names = L.owner_names(name, namespace)
     found = []
     for api_version, kind in OWNED_KINDS:
-        found += kube.list(api_version, kind, namespace, label_selector=selector)
+        found += [
+            obj
+            for obj in kube.list(api_version, kind, namespace, label_selector=L.OWNING_RESOURCE)
+            if (obj["metadata"].get("labels") or {}).get(L.OWNING_RESOURCE) in names
+        ]
     return found
 
 
@@ -74,7 +83,9 @@ def delete_objects(kube, objects, check_mode=False, wait_timeout=0):
     """The one removal routine: delete objects (server-side dry-run in check mode); return the refs deleted.
 
     An object that is already being deleted (deletionTimestamp set) is awaited but not reported again,
-    so a rerun after `wait: false` reports no change.
+    so a rerun after `wait: false` reports no change. Each delete carries the uid and resourceVersion of
+    the object as it was read for the decision (preconditions): one replaced or changed since is not
+    deleted, and the run fails with Conflict.
     """
     removed = []
     awaited = []
@@ -88,7 +99,7 @@ def delete_objects(kube, objects, check_mode=False, wait_timeout=0):
         seen.add(key)
         if meta.get("deletionTimestamp"):
             awaited.append(key)
-        elif kube.delete(key[0], key[1], key[2], key[3], dry_run=check_mode):
+        elif kube.delete(key[0], key[1], key[2], key[3], dry_run=check_mode, read=obj):
             removed.append(object_ref(obj))
             awaited.append(key)
     if not check_mode and wait_timeout:
@@ -264,6 +275,6 @@ def describe_gateway(kube, stable, canaries):
             "iop": labels.get(L.OWNING_RESOURCE),
             "iop_namespace": labels.get(L.OWNING_RESOURCE_NAMESPACE),
             "istio_version": labels.get(L.OPERATOR_VERSION),
-            "managed_by_collection": labels.get(L.OWNING_RESOURCE) == L.iop_name(meta["name"], namespace),
+            "managed_by_collection": labels.get(L.OWNING_RESOURCE) in L.owner_names(meta["name"], namespace),
         },
     }

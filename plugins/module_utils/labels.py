@@ -54,17 +54,49 @@ GATEWAY_NAMESPACE_OF = _PREFIX + "gateway-namespace"
 STATE = _PREFIX + "state"  # annotation: JSON of what a canary changed, restored on promote/rollback
 
 
+# IstioOperator names: "<namespace>.<gateway>" (one dot) when that fits in a label value; else
+# "<namespace prefix>.<gateway prefix>.<hash>" (two dots). Neither part can hold a '.', so the short form
+# is injective and never equals a long one; the legacy form (joined by '-') holds no dot at all.
+IOP_NAME_MAX = 63
+IOP_HASH_LENGTH = 16
+
+
 def iop_name(gateway, namespace):
-    """The IstioOperator name of one gateway: unique in the cluster, a valid label value.
+    """The IstioOperator name of one gateway: unique in the cluster, a valid label value and object name.
 
     istioctl prunes by owner name across the cluster (the owner namespace is always the Istio
-    namespace), so two gateways' IstioOperators must never share a name.
+    namespace), so two gateways' IstioOperators must never share a name. The namespace is a DNS-1123
+    label and the gateway name a DNS-1035 label, so neither contains '.': "<namespace>.<gateway>"
+    names exactly one gateway. When that exceeds 63 characters, the name is two truncated prefixes and
+    16 hex digits of the SHA-256 of the full "<namespace>.<gateway>", joined by two dots, so it can
+    never equal a short name (one dot) nor a legacy one (no dot).
+    """
+    full = "%s.%s" % (namespace, gateway)
+    if len(full) <= IOP_NAME_MAX:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:IOP_HASH_LENGTH]
+    budget = IOP_NAME_MAX - IOP_HASH_LENGTH - 2  # the prefixes' share, two dots left out
+    name_length = min(len(gateway), max(budget - len(namespace), budget // 2))
+    # Both prefixes start with a letter or digit (DNS labels), so they stay non-empty without trailing '-'.
+    return "%s.%s.%s" % (namespace[: budget - name_length].rstrip("-"), gateway[:name_length].rstrip("-"), digest)
+
+
+def legacy_iop_name(gateway, namespace):
+    """The IstioOperator name collection version 0.1.0 gave a gateway ("<namespace>-<gateway>").
+
+    Not injective (payments-api/gw and payments/api-gw share it); kept only to find and migrate
+    gateways installed under it.
     """
     name = "%s-%s" % (namespace, gateway)
     if len(name) <= 63:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return "%s-%s" % (name[:54].rstrip("-"), digest)
+
+
+def owner_names(gateway, namespace):
+    """The owner names that make a gateway's objects the collection's: the current one, then the legacy one."""
+    return (iop_name(gateway, namespace), legacy_iop_name(gateway, namespace))
 
 
 def owner_labels(iop_name, iop_namespace, revision, version, kind=None):

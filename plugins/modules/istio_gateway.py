@@ -9,8 +9,15 @@ version_added: 0.1.0
 description:
   - Installs one Istio ingress or egress gateway apart from the control plane, the way Istio documents it
     (a namespace, then C(istioctl install -f) of an IstioOperator with profile C(empty)).
-  - Each gateway gets its own IstioOperator named after the gateway and its namespace, so installing one
-    gateway never prunes another.
+  - Each gateway gets its own IstioOperator named C(<namespace>.<name>) (or, when longer than 63 characters,
+    truncated prefixes and a hash of it), a name no other gateway can have, so installing one gateway never prunes
+    another. The module refuses to install when a Deployment in another namespace already carries that owner name.
+  - A gateway installed by collection version 0.1.0 (IstioOperator C(<namespace>-<name>)) is migrated on its next run.
+    Its objects that the chart renders are relabelled to the new owner name by a metadata-only patch before
+    C(istioctl install) runs, so its pods do not restart. Check mode reports the migration without writing it.
+  - An object of a name the chart renders that istioctl did not apply for this gateway (for example a Helm release's
+    Deployment or Service, or a gateway of a hand-written IstioOperator) makes the module fail and name the object and
+    its owner, unless O(adopt=true).
   - Idempotent without trusting istioctl. The module renders the objects with
     C(istioctl manifest generate --cluster-specific), dry-runs each as a server-side apply with istioctl's
     field manager, and compares the answer with the live object. C(istioctl install) runs only when something
@@ -140,10 +147,17 @@ options:
   values:
     description:
       - Extra IstioOperator C(spec.values), merged over what the other options set.
+      - Keys the module sets to keep the gateway apart from the control plane are refused, each naming the option to
+        use instead - C(global.operatorManageWebhooks), C(global.istioNamespace) (O(istio_namespace)), C(revision)
+        (O(revision)), C(ownerName), and C(enabled), C(name), C(namespace) and C(labels) of any C(gateways.<chart>).
+      - The module fails before applying anything when istioctl's render holds an object that is not one of the gateway
+        chart's kinds (Deployment, Service, ServiceAccount, HorizontalPodAutoscaler, PodDisruptionBudget, Role,
+        RoleBinding, NetworkPolicy) or lies outside O(namespace).
     type: dict
   k8s:
     description:
       - Extra IstioOperator component C(k8s) settings (for example C(nodeSelector), C(tolerations), C(overlays)).
+      - An overlay patch of C(metadata.namespace) is refused; use O(namespace).
     type: dict
   istio_namespace:
     description:
@@ -165,6 +179,15 @@ options:
     description:
       - Roll the gateway's pods (like C(kubectl rollout restart)) so they pick up the newest injected
         configuration. Always reports a change.
+    type: bool
+    default: false
+  adopt:
+    description:
+      - Take over objects of the same names that another tool made; they are then owned by this gateway's
+        IstioOperator.
+      - Without it, such an object (no istioctl owner label naming this gateway's IstioOperator) makes the module
+        fail, naming the object and its current owner (Helm release, C(app.kubernetes.io/managed-by), IstioOperator,
+        field managers).
     type: bool
     default: false
   state:
@@ -263,8 +286,23 @@ istioctl:
     - The cache keeps C(istioctl version) and C(istioctl manifest generate) output under
       C(~/.cache/istio-ops-gateways) (or E(ISTIO_OPS_GATEWAYS_CACHE); V(off) disables it), keyed by the istioctl
       binary, the IstioOperator and the API server's version.
+    - A cache directory or entry that is not owned by the user running the module, or that group or others may write
+      to, is not used (with a warning). A run that would delete an object renders afresh first, so a cached render
+      alone never decides a deletion.
   returned: when state is present
   type: dict
+migrated:
+  description:
+    - Objects relabelled from the IstioOperator name of collection version 0.1.0 to the current one (kind, namespace,
+      name); in check mode, those that would be.
+  returned: when a gateway installed by collection version 0.1.0 is migrated
+  type: list
+  elements: dict
+adopted:
+  description: Objects another tool made that the run takes over because O(adopt=true) (kind, namespace, name).
+  returned: when there were any
+  type: list
+  elements: dict
 restarted:
   description: Whether a rolling restart was requested.
   returned: when restart is true

@@ -38,7 +38,7 @@ def test_seed_ingress_gateway_installs_idempotently(ansible, kube, testbed, name
     assert "install -y" in istioctl_subcommands(real)
     assert real["namespace_created"] is True
     assert real["deployment"]["ready_replicas"] >= 1
-    assert real["iop"]["metadata"] == {"name": "%s-istio-ingressgateway" % ns, "namespace": "istio-system"}
+    assert real["iop"]["metadata"] == {"name": "%s.istio-ingressgateway" % ns, "namespace": "istio-system"}
     assert real["iop"]["spec"]["profile"] == "empty"
     # A converged run renders and compares, and never runs `istioctl install`.
     for converged in (recheck, rerun):
@@ -158,9 +158,9 @@ def test_absent_removes_only_what_the_gateway_owns(ansible, kube, testbed, names
     assert ansible.module("istio_gateway", absent)["changed"] is False
 
 
-def _expect_failure(ansible, kube, namespaces, args, fragments, env=None):
+def _expect_failure(ansible, kube, namespaces, args, fragments, env=None, check=False):
     before = snapshot(kube, namespaces)
-    result = ansible.module("istio_gateway", args, env=env)
+    result = ansible.module("istio_gateway", args, env=env, check=check)
     assert result.get("failed"), result
     for fragment in fragments:
         assert fragment in result["msg"], result["msg"]

@@ -1,6 +1,9 @@
+import hashlib
+import re
+
 import pytest
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import gateway
+from ansible_collections.istio_ops.gateways.plugins.module_utils import gateway, inventory
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
 
@@ -28,7 +31,7 @@ def params(**overrides):
 
 def test_seed_iop_is_rendered_with_unique_owner_name():
     iop = gateway.render_iop(params())
-    assert iop["metadata"] == {"name": "istio-ingress-istio-ingressgateway", "namespace": "istio-system"}
+    assert iop["metadata"] == {"name": "istio-ingress.istio-ingressgateway", "namespace": "istio-system"}
     assert iop["spec"]["profile"] == "empty"
     component = iop["spec"]["components"]["ingressGateways"][0]
     assert component == {
@@ -110,7 +113,7 @@ def test_owner_labels_match_istioctl():
         "app": "a",
         L.OPERATOR_MANAGED: "Reconcile",
         L.OPERATOR_VERSION: "1.30.0",
-        L.OWNING_RESOURCE: "istio-ingress-istio-ingressgateway",
+        L.OWNING_RESOURCE: "istio-ingress.istio-ingressgateway",
         L.OWNING_RESOURCE_NAMESPACE: "istio-system",
         L.REVISION: "1-31",
         L.OPERATOR_COMPONENT: "IngressGateways",
@@ -172,3 +175,140 @@ def test_iop_names_are_unique_per_namespace_and_valid_label_values():
     long_name = L.iop_name("g" * 63, "n" * 63)
     assert len(long_name) <= 63 and long_name[-1].isalnum()
     assert long_name != L.iop_name("g" * 63, "n" * 62 + "x")
+
+
+# -- IstioOperator names (issue 12, item 1) ---------------------------------------------------------------
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def valid_iop_name(name):
+    return len(name) <= 63 and LABEL_VALUE.match(name) and SUBDOMAIN.match(name)
+
+
+def test_iop_names_of_dash_joined_pairs_differ():
+    # The legacy scheme gave both "payments-api-gw": installing one pruned the other.
+    assert L.legacy_iop_name("gw", "payments-api") == L.legacy_iop_name("api-gw", "payments")
+    assert L.iop_name("gw", "payments-api") == "payments-api.gw"
+    assert L.iop_name("api-gw", "payments") == "payments.api-gw"
+
+
+def test_legacy_name_is_the_old_scheme():
+    assert L.legacy_iop_name("istio-ingressgateway", "istio-ingress") == "istio-ingress-istio-ingressgateway"
+    long_name = L.legacy_iop_name("g" * 40, "n" * 40)
+    digest = hashlib.sha256(("n" * 40 + "-" + "g" * 40).encode()).hexdigest()[:8]
+    assert long_name == ("n" * 40 + "-" + "g" * 40)[:54] + "-" + digest
+    assert L.owner_names("gw", "ns") == ("ns.gw", "ns-gw")
+
+
+@pytest.mark.parametrize(
+    "gateway, namespace",
+    [("g", "n"), ("g" * 63, "n" * 63), ("g" * 10, "n" * 60), ("g" * 60, "n" * 10), ("a" + "-b" * 31, "c-" * 30 + "d")],
+)
+def test_iop_names_are_valid_label_values_and_object_names(gateway, namespace):
+    name = L.iop_name(gateway, namespace)
+    assert valid_iop_name(name), name
+    expected_dots = 1 if len(namespace) + len(gateway) + 1 <= 63 else 2
+    assert name.count(".") == expected_dots
+    assert "." not in L.legacy_iop_name(gateway, namespace)
+
+
+def test_iop_names_are_injective_over_short_and_long_pairs():
+    parts = ["a", "a-b", "b", "ab", "x" * 30, "x" * 31, "x" * 62, "y" * 62, "x" * 63, "y" * 63, "p-" * 20 + "q"]
+    namespaces = parts + [p + "1" for p in parts] + ["1" + p for p in parts]
+    gateways = parts + [p + "z" for p in parts]
+    names = {}
+    for namespace in namespaces:
+        for gw in gateways:
+            if len(namespace) > 63 or len(gw) > 63:
+                continue
+            name = L.iop_name(gw, namespace)
+            assert valid_iop_name(name), name
+            assert names.setdefault(name, (namespace, gw)) == (namespace, gw), name
+    # A long name keeps 16 hex digits of the full "<namespace>.<gateway>".
+    long_name = L.iop_name("g" * 63, "n" * 63)
+    assert long_name.endswith("." + hashlib.sha256(("n" * 63 + "." + "g" * 63).encode()).hexdigest()[:16])
+
+
+# -- values that would undo the pins (issue 12, item 6) ---------------------------------------------------
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (dict(values={"global": {"operatorManageWebhooks": False}}), "values.global.operatorManageWebhooks: False"),
+        (dict(values={"global": {"istioNamespace": "other"}}), "use the option istio_namespace"),
+        (
+            dict(values={"revision": "1-31"}),
+            "values.revision: '1-31' is set by the module; remove it and use the option",
+        ),
+        (dict(values={"ownerName": "x"}), "values.ownerName"),
+        (
+            dict(values={"gateways": {"istio-egressgateway": {"enabled": True}}}),
+            "values.gateways.istio-egressgateway.enabled: True",
+        ),
+        (dict(values={"gateways": {"istio-ingressgateway": {"namespace": "x"}}}), "use the option namespace"),
+        (dict(values={"gateways": {"istio-ingressgateway": {"name": "x"}}}), "use the option name"),
+        (dict(values={"gateways": {"istio-ingressgateway": {"labels": {"a": "b"}}}}), "use the option labels"),
+        (
+            dict(
+                k8s={
+                    "overlays": [
+                        {"kind": "Service", "name": "gw", "patches": [{"path": "metadata.namespace", "value": "x"}]}
+                    ]
+                }
+            ),
+            "k8s.overlays[0].patches[0].path: 'metadata.namespace' would move Service gw",
+        ),
+    ],
+)
+def test_values_that_undo_safety_pins_are_refused(overrides, fragment):
+    with pytest.raises(InputError) as err:
+        gateway.check_inputs(params(**overrides))
+    assert fragment in err.value.message
+
+
+def test_harmless_values_and_overlays_pass():
+    gateway.check_inputs(
+        params(
+            values={
+                "global": {"logging": {"level": "debug"}},
+                "gateways": {"istio-ingressgateway": {"type": "NodePort"}},
+            },
+            k8s={
+                "overlays": [{"kind": "Deployment", "name": "x", "patches": [{"path": "spec.paused", "value": False}]}]
+            },
+        )
+    )
+
+
+def rendered(kind, name, namespace, api_version=None):
+    versions = {k: a for a, k in gateway.RENDERED_KINDS}
+    return {
+        "apiVersion": api_version or versions[kind],
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+    }
+
+
+def test_render_holding_only_chart_kinds_in_the_namespace_passes():
+    gateway.check_rendered([rendered(pair[1], "gw", "ns") for pair in inventory.OWNED_KINDS], "ns")
+
+
+@pytest.mark.parametrize(
+    "obj, fragment",
+    [
+        (rendered("Deployment", "istio-egressgateway", "istio-system"), "Deployment istio-system/istio-egressgateway"),
+        ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "ns"}}, "ConfigMap ns/c"),
+        (
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"}},
+            "ClusterRole",
+        ),
+        (
+            {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": {"name": "g", "namespace": "ns"}},
+            "Gateway ns/g",
+        ),
+    ],
+)
+def test_render_with_other_kinds_or_namespaces_fails_naming_the_object(obj, fragment):
+    with pytest.raises(InputError) as err:
+        gateway.check_rendered([rendered("Service", "gw", "ns"), obj], "ns")
+    assert fragment in err.value.message and "Nothing was applied" in err.value.message
