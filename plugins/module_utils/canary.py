@@ -117,17 +117,77 @@ def plan_split(params, original):
     return {"stable": stable, "canary": canary, "total": total, "weight": weight}
 
 
+def _count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _string_map(value):
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+# What gateway_canary records on each kind it changes: {key: (required, check, what it holds)}.
+STATE_SHAPES = {
+    "Deployment": {
+        "replicas": (True, _count, "the stable replica count before the canary"),
+        "canary": (False, lambda v: isinstance(v, str), "the canary Deployment's name"),
+    },
+    "HorizontalPodAutoscaler": {
+        "minReplicas": (True, lambda v: v is None or _count(v), "the HPA's minReplicas before the canary"),
+        "maxReplicas": (True, _count, "the HPA's maxReplicas before the canary"),
+    },
+    "Service": {"selector": (True, _string_map, "the Service's selector before the canary (labels)")},
+}
+
+
+def state_shape_problem(kind, state):
+    """Why `state` is not what gateway_canary records on a `kind`, or None."""
+    shape = STATE_SHAPES.get(kind)
+    if shape is None:
+        return None if isinstance(state, dict) else "it is not a JSON object"
+    if not isinstance(state, dict):
+        return "it is not a JSON object"
+    problems = [
+        "missing key %r" % key for key, (required, _c, _w) in sorted(shape.items()) if required and key not in state
+    ]
+    problems += ["unknown key %r" % key for key in sorted(state) if key not in shape]
+    problems += [
+        "%r is not %s" % (key, shape[key][2]) for key in sorted(state) if key in shape and not shape[key][1](state[key])
+    ]
+    return ", ".join(problems) or None
+
+
+def _state_fix(obj):
+    kind = obj.get("kind") or "object"
+    meta = obj.get("metadata") or {}
+    shape = STATE_SHAPES.get(kind) or {}
+    expected = ", ".join("%s: %s" % (key, what) for key, (_r, _c, what) in sorted(shape.items()))
+    return (
+        "gateway_canary records {%s} there; restore the value it wrote, or set back by hand what it recorded and "
+        "remove the annotation (kubectl annotate %s -n %s %s %s-), then roll the canary back with gateway_canary "
+        "state: absent" % (expected, kind.lower(), meta.get("namespace"), meta.get("name"), L.STATE)
+    )
+
+
 def read_state(obj):
-    """The canary state recorded on an object (labels.STATE annotation), or None."""
+    """The canary state recorded on an object (labels.STATE annotation), or None.
+
+    The one reader of that annotation: anything but what gateway_canary writes there (a JSON object with
+    the keys of STATE_SHAPES for the object's kind) fails naming the object, the annotation and the fix.
+    """
     text = ((obj or {}).get("metadata", {}).get("annotations") or {}).get(L.STATE)
     if not text:
         return None
     try:
-        return json.loads(text)
+        state = json.loads(text)
     except ValueError:
+        raise InputError("annotation %s on %s is not JSON (%r); %s" % (L.STATE, ref(obj), text, _state_fix(obj)))
+    problem = state_shape_problem(obj.get("kind"), state)
+    if problem:
         raise InputError(
-            "annotation %s on %s is not JSON (%r); restore it or remove it by hand" % (L.STATE, ref(obj), text)
+            "annotation %s on %s is not a state gateway_canary wrote (%r: %s); %s"
+            % (L.STATE, ref(obj), text, problem, _state_fix(obj))
         )
+    return state
 
 
 def state_patch(state, spec):
@@ -320,6 +380,8 @@ class GatewayCanaryManager(Manager):
 
     def _preflight(self):
         p = self.params
+        for obj in (self.stable, self.hpa, self.service):
+            read_state(obj)  # every recorded state is checked before the first write: a bad one stops the run here
         errors = []
         mark = "%s=%s" % (L.CANARY_OF, p["name"])
         owner = (self.stable["metadata"].get("labels") or {}).get(L.CANARY_OF)

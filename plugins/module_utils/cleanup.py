@@ -20,7 +20,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.args import (
 from ansible_collections.istio_ops.gateways.plugins.module_utils.common import Manager
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.istioctl import Istioctl, major_minor
-from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import NotFound
+from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import K8sError, NotFound
 
 # A sentence, not a boolean: `true` slips through templating and copy-paste far too easily.
 PURGE_CONFIRMATION = "I understand this removes every Istio component in the cluster"
@@ -71,36 +71,13 @@ PURGE_KINDS = (
     ("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition"),
 )
 
-# What a namespace may hold, for deciding whether anything but the gateway is left in it.
-WORKLOAD_KINDS = (
-    ("apps/v1", "Deployment"),
-    ("apps/v1", "StatefulSet"),
-    ("apps/v1", "DaemonSet"),
-    ("apps/v1", "ReplicaSet"),
-    ("batch/v1", "Job"),
-    ("batch/v1", "CronJob"),
-    ("v1", "Pod"),
-    ("v1", "Service"),
-)
-OTHER_CONTENT_KINDS = (
-    ("v1", "ConfigMap"),
-    ("v1", "Secret"),
-    ("v1", "ServiceAccount"),
-    ("v1", "PersistentVolumeClaim"),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    ("policy/v1", "PodDisruptionBudget"),
-    ("rbac.authorization.k8s.io/v1", "Role"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-    ("networking.k8s.io/v1", "NetworkPolicy"),
-    ("networking.k8s.io/v1", "Ingress"),
-)
-ISTIO_CONTENT_KINDS = (
-    (GATEWAY_API, "Gateway"),
-    (GATEWAY_API, "VirtualService"),
-    (GATEWAY_API, "DestinationRule"),
-    (GATEWAY_API, "ServiceEntry"),
-    ("security.istio.io/v1", "AuthorizationPolicy"),
-)
+# What a namespace holds is found by discovery (every namespaced kind the server lists). These groups
+# and kinds are left out: views of other objects (metrics) and events say nothing about what lives there.
+UNCOUNTED_GROUPS = ("metrics.k8s.io", "custom.metrics.k8s.io", "external.metrics.k8s.io", "events.k8s.io")
+UNCOUNTED_KINDS = (("v1", "Event"),)
+# Data the collection never creates: a namespace holding any goes only with force.
+DATA_KINDS = ("PersistentVolumeClaim", "Secret")
+SERVICE_ACCOUNT_NAME = "kubernetes.io/service-account.name"
 # Objects Kubernetes and istiod put in every namespace; they say nothing about what lives there.
 AUTOMATIC = {
     ("ConfigMap", "kube-root-ca.crt"),
@@ -148,10 +125,11 @@ def chart_object_names(name, revision):
 def ownership(deployment, name, namespace):
     """How the gateway was installed: ("collection" | "istioctl", owner label selector); raise if not ours to remove.
 
-    istio_gateway gives each gateway an IstioOperator of its own (labels.iop_name), so its owner
-    labels pick exactly this gateway. A hand-written IstioOperator may hold several gateways (and the
-    control plane); then the selector adds the component, and the caller restricts to the chart's
-    object names.
+    istio_gateway gives each gateway an IstioOperator of its own (labels.iop_name), but the IstioOperator's
+    name is the only mark istioctl propagates (istio_gateway cannot add one of its own to what istioctl
+    applies), and a hand-written IstioOperator of the same name, which may hold several gateways, cannot be
+    told apart. So both ways select by owner labels and component, and the caller restricts to the chart's
+    object names for this gateway: "collection" only says the IstioOperator bears the collection's name.
     """
     where = "%s/%s" % (namespace, name)
     labels = deployment["metadata"].get("labels") or {}
@@ -173,13 +151,14 @@ def ownership(deployment, name, namespace):
             "name: Deployment %s is not a gateway (istioctl component %r); this module removes gateways only, and "
             "the control plane only with purge" % (where, component)
         )
-    owner = {L.OWNING_RESOURCE: iop}
+    # The component is part of the selector either way: an IstioOperator's name is the only mark istioctl
+    # puts on what it applies, and a hand-written one may carry the collection's name (see gateway_targets).
+    owner = {L.OWNING_RESOURCE: iop, L.OPERATOR_COMPONENT: component}
     iop_namespace = labels.get(L.OWNING_RESOURCE_NAMESPACE)
     if iop_namespace:
         owner[L.OWNING_RESOURCE_NAMESPACE] = iop_namespace
-    if iop == L.iop_name(name, namespace):
+    if iop in L.owner_names(name, namespace):  # current or legacy (earlier collection version) name
         return "collection", owner
-    owner[L.OPERATOR_COMPONENT] = component
     return "istioctl", owner
 
 
@@ -188,75 +167,157 @@ def gateway_targets(kube, name, namespace, gateway_configs=False):
     deployment = kube.get("apps/v1", "Deployment", name, namespace)
     facts = {"name": name, "namespace": namespace, "found": deployment is not None, "installed_by": None}
     if deployment is None:
-        # Leftovers of a collection gateway whose Deployment is already gone (an interrupted run).
-        owned = inventory.owned_objects(kube, name, namespace)
+        # Leftovers of a collection gateway whose Deployment is already gone (an interrupted run): its
+        # gateway chart objects only, as below.
+        owned = [
+            o
+            for o in inventory.owned_objects(kube, name, namespace)
+            if (o["metadata"].get("labels") or {}).get(L.OPERATOR_COMPONENT) in L.KIND_BY_COMPONENT
+            and _chart_object(o, name, (o["metadata"].get("labels") or {}).get(L.REVISION))
+        ]
         if owned:
             facts["installed_by"] = "collection"
     else:
         facts["installed_by"], owner = ownership(deployment, name, namespace)
         facts["owner"] = owner
         selector = L.selector_string(owner)
-        names = chart_object_names(name, (deployment["metadata"].get("labels") or {}).get(L.REVISION))
+        revision = (deployment["metadata"].get("labels") or {}).get(L.REVISION)
         owned = []
         for api_version, kind in inventory.OWNED_KINDS:
-            for obj in kube.list(api_version, kind, namespace, label_selector=selector):
-                if facts["installed_by"] == "collection" or obj["metadata"]["name"] == names.get(kind):
-                    owned.append(obj)
+            owned += [
+                o
+                for o in kube.list(api_version, kind, namespace, label_selector=selector)
+                if _chart_object(o, name, revision)
+            ]
     objects = inventory.canary_objects(kube, name, namespace) + owned
     if gateway_configs and kube.has_api(GATEWAY_API):
-        selector = L.selector_string({L.GATEWAY_OF: name, L.GATEWAY_NAMESPACE_OF: namespace})
+        selector = L.selector_string(
+            {L.GATEWAY_OF: name, L.GATEWAY_NAMESPACE_OF: namespace, L.MANAGED_BY: L.MANAGED_BY_VALUE}
+        )
         objects = kube.list(GATEWAY_API, "Gateway", label_selector=selector) + objects
     return facts, objects
 
 
-def leftovers(objects, removed_keys):
-    """Refs of what a namespace still holds besides what was removed and what is automatic.
+def _chart_object(obj, name, revision):
+    """Whether obj bears the name the gateway chart gives that kind for gateway `name`."""
+    return obj["metadata"]["name"] == chart_object_names(name, revision).get(obj["kind"])
 
-    Objects with a controller (ReplicaSets, Pods, tokens) are left out: their owner speaks for them,
-    whether it stays or was removed. So is anything already being deleted.
+
+def _uid(obj):
+    return (obj.get("metadata") or {}).get("uid")
+
+
+def _group(api_version):
+    return (api_version or "").rpartition("/")[0]
+
+
+def _triple(obj):
+    meta = obj["metadata"]
+    return (obj["kind"], meta.get("namespace"), meta["name"])
+
+
+def automatic(obj, removed_accounts=()):
+    """Whether Kubernetes or istiod put obj in the namespace by itself (or it goes with a removed object)."""
+    meta = obj["metadata"]
+    if (obj["kind"], meta["name"]) in AUTOMATIC:
+        return True
+    if obj["kind"] == "ConfigMap" and (meta.get("labels") or {}).get(ISTIOD_DISTRIBUTED[0]) == ISTIOD_DISTRIBUTED[1]:
+        return True
+    if obj["kind"] == "Secret" and obj.get("type") == "kubernetes.io/service-account-token":
+        # A legacy token of the default ServiceAccount, or of one being removed (the token controller deletes it).
+        account = (meta.get("annotations") or {}).get(SERVICE_ACCOUNT_NAME)
+        return account == "default" or account in removed_accounts
+    return False
+
+
+def leftovers(objects, removed, listed_kinds=()):
+    """Refs of what counts among `objects` (everything the namespace holds), after `removed` goes.
+
+    Not counted: what is removed (`removed`, the objects removed or in check mode to be removed, by uid
+    or kind/namespace/name), what is being deleted, what Kubernetes and istiod put in every namespace
+    (automatic()), a Service's Endpoints (the Service speaks for them), and objects every owner
+    (ownerReference) of which is removed, not counted itself, or gone: of a kind in `listed_kinds` ((group,
+    kind) listed in full) yet not among `objects`, so the garbage collector removes the object. An owner
+    of a kind that was not listed (cluster-scoped, or not listable) keeps its objects counted.
     """
-    left = []
-    for obj in objects:
+    removed_uids = {_uid(o) for o in removed if _uid(o)}
+    removed_keys = {_triple(o) for o in removed}
+    removed_accounts = {o["metadata"]["name"] for o in removed if o["kind"] == "ServiceAccount"}
+    by_uid = {_uid(o): o for o in objects if _uid(o)}
+    services = {o["metadata"]["name"] for o in objects if o["kind"] == "Service"}
+    services |= {o["metadata"]["name"] for o in removed if o["kind"] == "Service"}
+    memo = {}
+
+    def counts(obj):
+        key = _uid(obj) or id(obj)
+        if key not in memo:
+            memo[key] = True  # an ownership cycle (Kubernetes never makes one) counts
+            memo[key] = own_counts(obj)
+        return memo[key]
+
+    def own_counts(obj):
         meta = obj["metadata"]
-        if (obj["kind"], meta.get("namespace"), meta["name"]) in removed_keys:
-            continue
-        if (obj["kind"], meta["name"]) in AUTOMATIC:
-            continue
-        if (
-            obj["kind"] == "ConfigMap"
-            and (meta.get("labels") or {}).get(ISTIOD_DISTRIBUTED[0]) == ISTIOD_DISTRIBUTED[1]
-        ):
-            continue
-        if meta.get("deletionTimestamp") or any(o.get("controller") for o in meta.get("ownerReferences") or []):
-            continue
-        if obj.get("type") == "kubernetes.io/service-account-token":
-            continue
-        left.append(inventory.object_ref(obj))
-    return left
+        if _uid(obj) in removed_uids or _triple(obj) in removed_keys:
+            return False
+        if meta.get("deletionTimestamp") or automatic(obj, removed_accounts):
+            return False
+        if obj["kind"] == "Endpoints" and meta["name"] in services:
+            return False
+        refs = meta.get("ownerReferences") or []
+        return not refs or any(owner_counts(ref) for ref in refs)
+
+    def owner_counts(ref):
+        if ref.get("uid") in removed_uids:
+            return False
+        owner = by_uid.get(ref.get("uid"))
+        if owner is not None:
+            return counts(owner)
+        return (_group(ref.get("apiVersion")), ref.get("kind")) not in listed_kinds
+
+    left = [inventory.object_ref(o) for o in objects if counts(o)]
+    return sorted(left, key=lambda r: (r["kind"], r["name"]))
 
 
-def namespace_decision(namespace_obj, left, workloads, params, holds_istiod):
-    """(delete?, reason) for the gateway's namespace after removal. Pure, for unit tests."""
+def namespace_decision(namespace_obj, left, params, holds_istiod, gateway_missing=False, unlisted=()):
+    """(delete?, reason) for the gateway's namespace after removal. Pure, for unit tests.
+
+    `left` is what counts in it (leftovers()), `gateway_missing` that a gateway was named but nothing of it
+    was found (a typo deletes nothing, not even with force), `unlisted` the kinds that could not be listed.
+    """
     name = params["namespace"]
     created = (namespace_obj["metadata"].get("annotations") or {}).get(L.CREATED_NAMESPACE) == "true"
     if name in SYSTEM_NAMESPACES:
         return False, "%r is a Kubernetes system namespace; it is never deleted" % name
     if holds_istiod:
         return False, "it holds an Istio control plane (istiod); only purge removes that"
+    if gateway_missing:
+        return False, (
+            "nothing of gateway %r was found in it, so nothing was removed and the namespace is kept whatever "
+            "delete_namespace and force say; check name (a typo?), or delete the namespace by hand if the gateway "
+            "is gone already" % params["name"]
+        )
     if params["force"]:
         return True, "force: true"
-    if params["delete_namespace"]:
-        if workloads:
-            return False, "delete_namespace: true, but it still holds other workloads: %s" % _names(workloads)
-        return True, "delete_namespace: true and no other workload is left"
-    if not created:
+    if unlisted:
+        return False, (
+            "what it holds could not all be listed (%s), so it cannot be told empty; give the identity list on "
+            "those, or set force: true to delete it whatever it holds" % "; ".join(unlisted[:10])
+        )
+    data = [r for r in left if r["kind"] in DATA_KINDS]
+    if data:
+        return False, (
+            "it holds data this collection did not create: %s; set force: true to delete it with the namespace"
+            % _names(data)
+        )
+    if not created and not params["delete_namespace"]:
         return False, (
             "this collection did not create it (no annotation %s); set delete_namespace: true to delete it when "
-            "no other workload is left" % L.CREATED_NAMESPACE
+            "nothing else is left in it" % L.CREATED_NAMESPACE
         )
+    why = "delete_namespace: true" if params["delete_namespace"] else "created by this collection"
     if left:
-        return False, "created by this collection, but it still holds: %s" % _names(left)
-    return True, "created by this collection and nothing else is left in it"
+        return False, "%s, but it still holds: %s; set force: true to delete it whatever it holds" % (why, _names(left))
+    return True, "%s and nothing else is left in it" % why
 
 
 def _names(refs):
@@ -315,10 +376,6 @@ def purge_version_problem(istioctl_version, versions):
 
 
 class GatewayCleanupManager(Manager):
-    def __init__(self, module):
-        super(GatewayCleanupManager, self).__init__(module)
-        self._served_apis = {}
-
     def run(self):
         p = self.params
         check_inputs(p)
@@ -333,17 +390,17 @@ class GatewayCleanupManager(Manager):
                 problem = purge_version_problem(istioctl.version(), istiod_versions(self.kube))
                 if problem:
                     raise InputError(problem)
-        removed_keys = set()
+        removed = []  # the objects removed (in check mode, to be removed), as they were read
         if p.get("name"):
-            facts, objects = gateway_targets(self.kube, p["name"], p["namespace"], p["gateway_configs"])
+            facts, removed = gateway_targets(self.kube, p["name"], p["namespace"], p["gateway_configs"])
             self.result["gateway"] = facts
-            removed = inventory.delete_objects(self.kube, objects, self.check_mode, timeout)
-            self.result["removed"] += removed
-            removed_keys = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects}
+            self.result["removed"] += inventory.delete_objects(self.kube, removed, self.check_mode, timeout)
+        # A gateway name that matches nothing (a typo) deletes nothing, its namespace included.
+        gateway_missing = bool(p.get("name")) and not removed
         if p["purge"]:
-            removed_keys |= self._purge(istioctl, timeout, removed_keys)
+            removed = removed + self._purge(istioctl, timeout, {_triple(o) for o in removed})
         if p.get("namespace"):
-            self.result["namespace"] = self._namespace(removed_keys, timeout)
+            self.result["namespace"] = self._namespace(removed, timeout, gateway_missing)
         self.result["changed"] = bool(self.result["removed"]) or self.result.get("namespace", {}).get("deleted", False)
         if self.module._diff:
             lines = ["%s %s/%s" % (r["kind"], r.get("namespace") or "", r["name"]) for r in self.result["removed"]]
@@ -364,7 +421,7 @@ class GatewayCleanupManager(Manager):
         """Run `istioctl uninstall --purge -y` when there is anything to purge; report what went.
 
         `already` holds (kind, namespace, name) of what the gateway removal took (or, in check mode,
-        would take), so that nothing is reported twice. Returns the same triples for the purge.
+        would take), so that nothing is reported twice. Returns the objects the purge removed (would remove).
         """
         before = {k: o for k, o in purge_inventory(self.kube).items() if (k[1], k[3], k[2]) not in already}
         purge = {"istioctl": {"path": istioctl.path, "version": istioctl.version(), "commands": istioctl.commands}}
@@ -372,7 +429,7 @@ class GatewayCleanupManager(Manager):
         if self.check_mode:
             # Dry-run deletes prove the permissions; custom resources would go with their CRD.
             custom = _custom_kinds(before)
-            went = [k for k in before if _group_kind(k) in custom or self.kube.delete(*k, dry_run=True)]
+            went = [k for k in before if _group_kind(k) in custom or self.kube.delete(*k, dry_run=True, read=before[k])]
             purge["remaining"] = []
         else:
             if before:
@@ -390,9 +447,9 @@ class GatewayCleanupManager(Manager):
             purge["remaining"] = [inventory.object_ref(before[k]) for k in left]
             went = [k for k in before if k not in left]
         self.result["removed"] += [inventory.object_ref(before[k]) for k in went]
-        return {(k[1], k[3], k[2]) for k in went}
+        return [before[k] for k in went]
 
-    def _namespace(self, removed_keys, timeout):
+    def _namespace(self, removed, timeout, gateway_missing=False):
         p = self.params
         name = p["namespace"]
         facts = {"name": name, "deleted": False, "created_by_collection": False, "remaining": []}
@@ -408,39 +465,42 @@ class GatewayCleanupManager(Manager):
             if not self.check_mode and timeout:
                 self.kube.wait_deleted([("v1", "Namespace", name, None)], timeout)
             return facts
-        workloads = leftovers(self._list(name, WORKLOAD_KINDS), removed_keys)
-        others = self._list(name, OTHER_CONTENT_KINDS)
-        for api_version, kind in ISTIO_CONTENT_KINDS:
-            if self._served(api_version):
-                others += self._list(name, [(api_version, kind)])
-        left = workloads + leftovers(others, removed_keys)
+        objects, listed, unlisted = self._contents(name)
+        left = leftovers(objects, removed, listed)
         istiods = self.kube.list("apps/v1", "Deployment", name, label_selector="app=istiod")
         holds_istiod = any(not d["metadata"].get("deletionTimestamp") for d in istiods)
-        delete, reason = namespace_decision(namespace, left, workloads, p, holds_istiod)
+        delete, reason = namespace_decision(namespace, left, p, holds_istiod, gateway_missing, unlisted)
         facts["reason"] = reason
         facts["remaining"] = left
         if not delete:
-            if p["delete_namespace"] and not p["force"]:
+            if p["delete_namespace"] or p["force"]:
                 self.module.warn("namespace %s was kept: %s" % (name, reason))
             return facts
-        facts["deleted"] = self.kube.delete("v1", "Namespace", name, dry_run=self.check_mode)
+        facts["deleted"] = self.kube.delete("v1", "Namespace", name, dry_run=self.check_mode, read=namespace)
         if facts["deleted"] and not self.check_mode and timeout:
             self.kube.wait_deleted([("v1", "Namespace", name, None)], timeout)
         return facts
 
-    def _list(self, namespace, kinds):
-        found = []
-        for api_version, kind in kinds:
-            try:
-                found += self.kube.list(api_version, kind, namespace)
-            except NotFound:  # a kind this cluster does not serve holds nothing
-                continue
-        return found
+    def _contents(self, namespace):
+        """(objects, listed, unlisted): everything the namespace holds, of every namespaced kind discovery finds.
 
-    def _served(self, api_version):
-        if api_version not in self._served_apis:
-            self._served_apis[api_version] = self.kube.has_api(api_version)
-        return self._served_apis[api_version]
+        `listed` holds the (group, kind) listed in full, `unlisted` what could not be listed (refused, failing).
+        """
+        kinds, failures = self.kube.discover_namespaced_kinds(skip_groups=UNCOUNTED_GROUPS)
+        unlisted = ["API %s: %s" % failure for failure in failures]
+        objects, listed = [], set()
+        for api_version, kind in kinds:
+            if (api_version, kind) in UNCOUNTED_KINDS or _group(api_version) in UNCOUNTED_GROUPS:
+                continue
+            try:
+                objects += self.kube.list(api_version, kind, namespace)
+            except NotFound:  # its API went away meanwhile (a CRD deleted): it holds nothing
+                pass
+            except K8sError as exc:
+                unlisted.append("%s %s: %s" % (kind, api_version, exc))
+                continue
+            listed.add((_group(api_version), kind))
+        return objects, listed, unlisted
 
 
 def _group_kind(key):

@@ -12,12 +12,12 @@ the live object.
 import json
 import re
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import inventory, validate
+from ansible_collections.istio_ops.gateways.plugins.module_utils import inventory, owners, validate
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.args import AUTH_ARG_SPEC, merge_specs
 from ansible_collections.istio_ops.gateways.plugins.module_utils.common import Manager
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError, InputError
-from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import object_diff, strip_noise
+from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import Conflict, object_diff, strip_noise
 
 API_VERSION = "networking.istio.io/v1"
 PROTOCOLS = ["HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO", "TCP", "TLS"]
@@ -62,6 +62,7 @@ ARGUMENT_SPEC = merge_specs(
         servers=dict(type="list", elements="dict", options=SERVER_OPTIONS),
         missing_secret=dict(type="str", default="fail", choices=["fail", "warn"]),
         state=dict(type="str", default="present", choices=["present", "absent"]),
+        adopt=dict(type="bool", default=False),
     ),
 )
 MODULE_KWARGS = dict(
@@ -199,6 +200,61 @@ def render_gateway(name, namespace, selector, servers, owner):
     }
 
 
+def foreign_problem(live, gateway=None):
+    """Why the live Gateway is not this collection's to change or delete, or None when it is.
+
+    It is when it carries the marks render_gateway puts on it and, for each of `gateway` ({name,
+    namespace} of the gateway it should belong to; a missing key is not compared), the same value.
+    """
+    labels = live["metadata"].get("labels") or {}
+    marks = (L.MANAGED_BY, L.GATEWAY_OF, L.GATEWAY_NAMESPACE_OF)
+    if (
+        labels.get(L.MANAGED_BY) != L.MANAGED_BY_VALUE
+        or not labels.get(L.GATEWAY_OF)
+        or not labels.get(L.GATEWAY_NAMESPACE_OF)
+    ):
+        return "it lacks the labels gateway_config puts on the Gateways it makes (%s=%s, %s and %s)" % (
+            marks[0],
+            L.MANAGED_BY_VALUE,
+            marks[1],
+            marks[2],
+        )
+    theirs = {"name": labels[L.GATEWAY_OF], "namespace": labels[L.GATEWAY_NAMESPACE_OF]}
+    wanted = {k: v for k, v in (gateway or {}).items() if v}
+    if any(theirs[k] != v for k, v in wanted.items()):
+        return "gateway_config made it for gateway %s/%s (labels %s, %s), not for %s" % (
+            theirs["namespace"],
+            theirs["name"],
+            L.GATEWAY_NAMESPACE_OF,
+            L.GATEWAY_OF,
+            "/".join(wanted.get(k, "*") for k in ("namespace", "name")),
+        )
+    return None
+
+
+def stale_fields(live, desired):
+    """A merge patch (RFC 7386) removing from the map `live` the keys `desired` lacks, recursively in maps."""
+    patch = {}
+    for key, value in live.items():
+        if key not in desired:
+            patch[key] = None
+        elif isinstance(value, dict) and isinstance(desired[key], dict):
+            inner = stale_fields(value, desired[key])
+            if inner:
+                patch[key] = inner
+    return patch
+
+
+def _without(live, patch):
+    """`live` with the removals of a stale_fields() patch made locally (what the server would return)."""
+    kept = {}
+    for key, value in live.items():
+        if key in patch and patch[key] is None:
+            continue
+        kept[key] = _without(value, patch[key]) if key in patch else value
+    return kept
+
+
 def _pod_labels(dep):
     return dep["spec"]["template"]["metadata"].get("labels") or {}
 
@@ -315,24 +371,79 @@ class GatewayConfigManager(Manager):
             )
         self._check_secrets(owner_ref["namespace"])
         self._check_delegations()
+        if live is not None:
+            self._claim(
+                live,
+                owner_ref,
+                "choose another name, or set adopt: true to take it over (its labels then say this collection made "
+                "it, for gateway %s/%s, and gateway_cleanup with gateway_configs: true deletes it with that gateway)"
+                % (owner_ref["namespace"], owner_ref["name"]),
+            )
 
         desired = render_gateway(p["name"], namespace, selector, p["servers"], owner_ref)
-        after = self.kube.apply(desired, dry_run=True)
+        # Force only over an object that is ours (or adopted): a create that meets an object made
+        # meanwhile by someone else must surface the conflict, not take their fields.
+        force = live is not None
+        after = self._adopted(self._apply(desired, dry_run=True, force=force), desired, dry_run=True)
         if live is None:
             action = "create"
         else:
             action = "none" if strip_noise(after) == strip_noise(live) else "update"
         if action != "none" and not self.check_mode:
-            after = self.kube.apply(desired)
+            after = self._adopted(self._apply(desired, force=force), desired)
         self.result.update({"operation": action, "changed": action != "none", "resource": strip_noise(after)})
         if self.module._diff:
             self.result["diff"] = object_diff(live, after if action != "none" else live)
         return self.result
 
+    def _claim(self, live, gateway, fix):
+        """Refuse a live Gateway that is not this collection's (for `gateway`), unless adopt: true."""
+        problem = foreign_problem(live, gateway)
+        if problem is None:
+            return
+        if not self.params["adopt"]:
+            raise owners.refuse(live, problem, fix)
+        self.result["adopted"] = True
+        self.module.warn(
+            "adopt: true: Gateway %s/%s is handled as this collection's although %s (%s)"
+            % (live["metadata"]["namespace"], live["metadata"]["name"], problem, owners.describe_owner(live))
+        )
+
+    def _adopted(self, after, desired, dry_run=False):
+        """After a forced apply over an adopted Gateway, remove the spec fields only its former owners set.
+
+        Server-side apply leaves them (a selector key of theirs would make the Gateway select no pod).
+        """
+        stale = stale_fields(after.get("spec") or {}, desired["spec"]) if self.result.get("adopted") else {}
+        if not stale:
+            return after
+        if dry_run:
+            return dict(after, spec=_without(after["spec"], stale))
+        meta = desired["metadata"]
+        return self.kube.patch(API_VERSION, "Gateway", meta["name"], meta["namespace"], {"spec": stale})
+
+    def _apply(self, desired, dry_run=False, force=True):
+        try:
+            return self.kube.apply(desired, dry_run=dry_run, force=force)
+        except Conflict as exc:
+            meta = desired["metadata"]
+            live = self.kube.get(API_VERSION, "Gateway", meta["name"], meta["namespace"]) or desired
+            raise owners.refuse(
+                live,
+                "it was created by someone else while this run wrote it (%s)" % exc,
+                "run again to decide on it as it is now",
+            )
+
     def _absent(self, live, namespace):
+        p = self.params
         self.result["operation"] = "none"
         if live is not None:
-            deleted = self.kube.delete(API_VERSION, "Gateway", self.params["name"], namespace, dry_run=self.check_mode)
+            self._claim(
+                live,
+                {"name": p.get("gateway_name"), "namespace": p.get("gateway_namespace")},
+                "delete it with the tool that made it, or set adopt: true to delete it anyway",
+            )
+            deleted = self.kube.delete(API_VERSION, "Gateway", p["name"], namespace, dry_run=self.check_mode, read=live)
             self.result.update({"changed": deleted, "operation": "delete" if deleted else "none"})
         if self.module._diff:
             self.result["diff"] = object_diff(live, None)

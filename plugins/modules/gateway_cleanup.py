@@ -12,28 +12,41 @@ description:
     every Istio object in the cluster and everything else in the namespace.
   - B(What the default mode deletes), in O(namespace) only, through the Kubernetes API (server-side dry-run in check
     mode).
-  - For a gateway installed by M(istio_ops.gateways.istio_gateway), every object istioctl applied for the
-    IstioOperator that module gave this gateway alone, found by istioctl's owner label
-    C(install.operator.istio.io/owning-resource=<namespace>-<name>). These are the Deployment, Service,
-    ServiceAccount, HorizontalPodAutoscaler, PodDisruptionBudget, Role, RoleBinding and NetworkPolicy.
-  - For a gateway installed by hand with C(istioctl install), whose IstioOperator may hold other gateways or the
-    control plane, only the objects that carry the same owner labels and component as the gateway Deployment and
-    bear the names Istio's gateway chart gives them. These are C(<name>) (Deployment, Service,
-    HorizontalPodAutoscaler, PodDisruptionBudget), C(<name>-service-account) (ServiceAccount), C(<name>-sds) (Role,
-    RoleBinding) and C(<name>) or C(<name>-<revision>) (NetworkPolicy). Another gateway of the same IstioOperator is
-    kept.
+  - The gateway's objects that carry the same istioctl owner labels (C(install.operator.istio.io/owning-resource))
+    and component as the gateway Deployment and bear the names Istio's gateway chart gives them. These are
+    C(<name>) (Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget), C(<name>-service-account)
+    (ServiceAccount), C(<name>-sds) (Role, RoleBinding) and C(<name>) or C(<name>-<revision>) (NetworkPolicy).
+  - This holds both for a gateway installed by M(istio_ops.gateways.istio_gateway), which gives each gateway an
+    IstioOperator of its own, and for one installed by hand with C(istioctl install), whose IstioOperator may hold
+    other gateways or the control plane. The IstioOperator's name is the only mark istioctl puts on what it
+    applies, so a hand-written IstioOperator that bears the name M(istio_ops.gateways.istio_gateway) would give
+    cannot be told from the collection's. Another gateway of the same IstioOperator is kept either way.
   - The canary Deployment, Service and HorizontalPodAutoscaler made by M(istio_ops.gateways.gateway_canary) (label
     C(gateways.istio-ops.io/canary-of=<name>)).
   - With O(gateway_configs=true), the Istio C(Gateway) resources made for this gateway by
     M(istio_ops.gateways.gateway_config), in any namespace (labels C(gateways.istio-ops.io/gateway=<name>) and
     C(gateways.istio-ops.io/gateway-namespace=<namespace>)).
+  - With O(gateway_configs=true), only Gateways that also carry C(app.kubernetes.io/managed-by=istio_ops.gateways)
+    are deleted. Every delete carries the uid and resourceVersion of the object as it was read (preconditions), so an
+    object replaced or changed in between is not deleted. The task then fails with a conflict, and a rerun decides
+    on the object as it is now.
   - B(The namespace) is deleted only when M(istio_ops.gateways.istio_gateway) created it (annotation
-    C(gateways.istio-ops.io/created-by-collection)) and nothing else is left in it. Objects Kubernetes and istiod put
-    in every namespace (the C(default) ServiceAccount, C(kube-root-ca.crt), the ConfigMaps istiod labels
-    C(istio.io/config=true) such as C(istio-ca-root-cert)) and objects owned by a controller do not count.
-    Otherwise it is kept, and RV(namespace.remaining) lists what is left. O(delete_namespace=true) deletes it when
-    no other workload is left, and O(force=true) deletes it whatever it holds. A namespace that holds an istiod, and
-    the Kubernetes system namespaces, are never deleted.
+    C(gateways.istio-ops.io/created-by-collection)) and nothing else is left in it. What it holds is read through
+    discovery, every namespaced kind the API server serves and lists, custom resources and Istio policies included.
+    Some objects do not count. These are what is removed, what is being deleted, and what Kubernetes and istiod
+    put in every namespace (the C(default) ServiceAccount and its legacy token Secrets, C(kube-root-ca.crt), the
+    ConfigMaps istiod labels C(istio.io/config=true) such as C(istio-ca-root-cert)). Events, metrics and the
+    Endpoints of a Service do not count either. Nor does an object all of whose owners (ownerReferences) are
+    removed, do not count themselves, or are gone. An object owned by something that counts, or by a kind that
+    could not be listed, counts.
+  - Otherwise the namespace is kept, and RV(namespace.remaining) lists what is left. O(delete_namespace=true)
+    deletes it when nothing else is left even though the collection did not create it, and O(force=true) deletes
+    it whatever it holds. A namespace that holds a PersistentVolumeClaim or a Secret (data the collection never
+    creates) is deleted only with O(force=true). So is one where a kind could not be listed (no permission, an
+    aggregated API that is down), since it cannot be told empty.
+  - A namespace that holds an istiod, and the Kubernetes system namespaces, are never deleted. Nor is the namespace
+    when O(name) matches nothing in it (a typo), whatever O(delete_namespace) and O(force) say. To remove the
+    namespace of a gateway that is gone already, delete it by hand.
   - B(What purge deletes), with O(purge=true), is everything C(istioctl uninstall --purge -y) deletes, in the whole
     cluster, after the default mode's removal when O(name) is given. That is every Deployment, DaemonSet, Service,
     ConfigMap, Pod, Secret, ServiceAccount, Role, RoleBinding, PodDisruptionBudget, HorizontalPodAutoscaler,
@@ -43,6 +56,7 @@ description:
     VirtualServices, ...) stored in them. It runs only with O(confirm_purge) set to the exact sentence documented
     there.
   - Idempotent. A gateway that does not exist, or was already removed, is not an error and reports no change.
+    Its namespace is kept then (see above).
 author:
   - istio_ops maintainers (@istio-ops)
 extends_documentation_fragment:
@@ -76,15 +90,18 @@ options:
     default: false
   delete_namespace:
     description:
-      - Delete the namespace, even when the collection did not create it, as long as no other workload is left
-        (Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs, bare Pods, Services).
-      - When workloads are left, the namespace is kept with a warning; RV(namespace.reason) names them.
+      - Delete the namespace, even when the collection did not create it, as long as nothing else that counts is left
+        in it (see the description). Workloads, ConfigMaps, custom resources and Istio configuration all count.
+      - When something is left, the namespace is kept with a warning; RV(namespace.reason) names what.
+      - A PersistentVolumeClaim or a Secret left in it keeps it too; only O(force=true) deletes those.
     type: bool
     default: false
   force:
     description:
-      - Delete the namespace whatever it still holds, the way C(kubectl delete namespace) does.
-      - The Kubernetes system namespaces and a namespace holding an istiod are still kept.
+      - Delete the namespace whatever it still holds (PersistentVolumeClaims and Secrets included), the way
+        C(kubectl delete namespace) does.
+      - The Kubernetes system namespaces and a namespace holding an istiod are still kept, and so is the namespace
+        when O(name) matched nothing in it (a typo).
     type: bool
     default: false
   purge:
@@ -179,14 +196,16 @@ gateway:
     found: {description: Whether its Deployment existed., type: bool, returned: always}
     installed_by:
       description:
-        - V(collection) (an IstioOperator named after the gateway), V(istioctl) (a hand-written IstioOperator), or
-          null when nothing of the gateway was found.
+        - V(collection) (its IstioOperator bears the name M(istio_ops.gateways.istio_gateway) gives it), V(istioctl)
+          (another IstioOperator), or null when nothing of the gateway was found. Either way only the gateway's
+          chart objects are removed.
       type: str
       returned: always
     owner: {description: The owner label selector used., type: dict, returned: when the Deployment exists}
   sample: {name: istio-ingressgateway, namespace: istio-ingress, found: true, installed_by: collection,
-           owner: {install.operator.istio.io/owning-resource: istio-ingress-istio-ingressgateway,
-                   install.operator.istio.io/owning-resource-namespace: istio-system}}
+           owner: {install.operator.istio.io/owning-resource: istio-ingress.istio-ingressgateway,
+                   install.operator.istio.io/owning-resource-namespace: istio-system,
+                   operator.istio.io/component: IngressGateways}}
 namespace:
   description: What happened to the namespace, and why.
   returned: when namespace is given
@@ -202,7 +221,8 @@ namespace:
       elements: dict
       returned: always
   sample: {name: shop, deleted: false, created_by_collection: false, remaining: [{kind: Deployment, namespace: shop,
-           name: shop-api}], reason: "delete_namespace: true, but it still holds other workloads: Deployment shop-api"}
+           name: shop-api}], reason: "delete_namespace: true, but it still holds: Deployment shop-api; set force: true
+           to delete it whatever it holds"}
 purge:
   description: The purge run.
   returned: when purge is true

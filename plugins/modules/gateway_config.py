@@ -25,6 +25,13 @@ description:
     C(gateways.istio-ops.io/gateway-namespace=<gateway namespace>) and C(app.kubernetes.io/managed-by), so that
     M(istio_ops.gateways.gateway_cleanup) with O(istio_ops.gateways.gateway_cleanup#module:gateway_configs=true)
     removes it with the gateway.
+  - B(Only its own Gateways are changed or deleted.) A live Gateway of the same name that lacks these labels
+    (another team's, or one made by hand, Helm or kubectl), or whose labels name another gateway, is neither
+    updated nor deleted. The task fails, naming the resource and its owner (Helm release,
+    C(app.kubernetes.io/managed-by), field managers), unless O(adopt=true).
+  - Updates of its own Gateways are server-side applies that take over fields others changed since (force). A new
+    Gateway is created without force, so one made meanwhile by someone else fails the task instead of being taken
+    over.
   - Idempotent. The desired resource is sent as a server-side apply dry-run and compared with the live one; only a
     difference is written.
   - Fails clearly when the cluster does not serve C(networking.istio.io/v1) (Istio's CRDs missing, or Istio older
@@ -156,9 +163,22 @@ options:
     description:
       - V(present) creates or updates the Gateway; V(absent) deletes it (only O(name) and O(namespace) or
         O(gateway_namespace) are needed then).
+      - V(absent) deletes only a Gateway this module made (its labels), and with O(gateway_name) or
+        O(gateway_namespace) only one made for that gateway; for any other the task fails and deletes nothing,
+        unless O(adopt=true). The delete carries the uid and resourceVersion read as preconditions, so a Gateway
+        replaced or changed in between is not deleted.
     type: str
     choices: [present, absent]
     default: present
+  adopt:
+    description:
+      - Handle a live Gateway of that name as this module's although its labels do not say this module made it for
+        this gateway (see the description), with a warning naming its owner.
+      - With O(state=present), it is taken over. The module's labels are added, the fields it sets are applied with
+        force (taking them from their field managers), and fields only others set stay.
+      - With O(state=absent), it is deleted.
+    type: bool
+    default: false
 seealso:
   - module: istio_ops.gateways.istio_gateway
   - module: istio_ops.gateways.gateway_cleanup
@@ -289,6 +309,11 @@ delegated_hosts:
   returned: when state is present
   type: dict
   sample: {shop: [shop.example.com], blog: ["*.blog.example.com"]}
+adopted:
+  description: Whether a Gateway the module did not make was taken over or deleted because of O(adopt=true).
+  returned: when adopt took over or deleted a Gateway
+  type: bool
+  sample: true
 diff:
   description: Before and after of the resource, in diff mode.
   returned: when diff mode is on

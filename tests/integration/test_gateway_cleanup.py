@@ -187,13 +187,13 @@ def test_namespace_created_by_the_collection_and_left_empty_is_deleted(ansible, 
     assert recheck["namespace"]["reason"] == "it does not exist"
 
 
-def test_hand_made_operator_with_two_gateways_loses_only_one(kube, ansible, testbed, namespace_factory, tmp_path):
-    ns = namespace_factory("hand")
+def install_two_gateway_operator(kube, testbed, tmp_path, ns, iop_name):
+    """`istioctl install` of a hand-written IstioOperator `iop_name` holding gateways gw-a and gw-b in a new `ns`."""
     kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     iop = {
         "apiVersion": "install.istio.io/v1alpha1",
         "kind": "IstioOperator",
-        "metadata": {"name": "hand-" + uuid.uuid4().hex[:6], "namespace": "istio-system"},
+        "metadata": {"name": iop_name, "namespace": "istio-system"},
         "spec": {
             "profile": "empty",
             "components": {
@@ -215,6 +215,12 @@ def test_hand_made_operator_with_two_gateways_loses_only_one(kube, ansible, test
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return iop
+
+
+def test_hand_made_operator_with_two_gateways_loses_only_one(kube, ansible, testbed, namespace_factory, tmp_path):
+    ns = namespace_factory("hand")
+    iop = install_two_gateway_operator(kube, testbed, tmp_path, ns, "hand-" + uuid.uuid4().hex[:6])
     gw_b = objects_of(kube, ns, "gw-b")
     assert "Deployment/gw-b" in gw_b and "ServiceAccount/gw-b-service-account" in gw_b
 

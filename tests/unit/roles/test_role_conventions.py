@@ -17,7 +17,15 @@ def load(path):
 def test_argument_specs_match_defaults(role):
     defaults = load(ROLES / role / "defaults" / "main.yml")
     options = load(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
-    assert sorted(defaults) == sorted(options), "defaults/main.yml and meta/argument_specs.yml list other variables"
+    # A required variable has no default (the caller must name it); every other one has exactly one.
+    required = sorted(name for name, spec in options.items() if spec.get("required"))
+    assert not set(required) & set(defaults), "required variables %s must not have defaults" % required
+    assert sorted(defaults) == sorted(set(options) - set(required)), (
+        "defaults/main.yml and meta/argument_specs.yml list other variables"
+    )
+    for name in required:
+        assert "default" not in options[name], "%s is required and documents a default" % name
+        assert options[name].get("description"), "%s has no description" % name
     for name, value in defaults.items():
         assert options[name].get("default") == value, "%s: default %r documented as %r" % (
             name,

@@ -311,6 +311,52 @@ def test_state_annotation_that_is_not_json_fails_clearly():
         canary.read_state(broken)
 
 
+@pytest.mark.parametrize(
+    "make, text, problem",
+    [
+        (stable_deployment, "5", "it is not a JSON object"),
+        (stable_deployment, "[1]", "it is not a JSON object"),
+        (stable_deployment, '"ten"', "it is not a JSON object"),
+        (stable_deployment, "null", "it is not a JSON object"),
+        (stable_deployment, '{"x": 1}', "missing key 'replicas', unknown key 'x'"),
+        (stable_deployment, '{"replicas": "10"}', "'replicas' is not the stable replica count"),
+        (stable_deployment, '{"replicas": true}', "'replicas' is not the stable replica count"),
+        (stable_deployment, '{"replicas": -1}', "'replicas' is not the stable replica count"),
+        (stable_deployment, '{"replicas": 2, "canary": 7}', "'canary' is not the canary Deployment's name"),
+        (hpa, "5", "it is not a JSON object"),
+        (hpa, '{"minReplicas": 1}', "missing key 'maxReplicas'"),
+        (hpa, '{"minReplicas": 1, "maxReplicas": null}', "'maxReplicas' is not the HPA's maxReplicas"),
+        (service, "[1]", "it is not a JSON object"),
+        (service, '{"x": 1}', "missing key 'selector', unknown key 'x'"),
+        (service, '{"selector": ["app"]}', "'selector' is not the Service's selector"),
+        (service, '{"selector": {"app": 1}}', "'selector' is not the Service's selector"),
+    ],
+)
+def test_state_annotation_of_the_wrong_shape_fails_clearly(make, text, problem):
+    obj = make()
+    obj["metadata"].setdefault("annotations", {})[L.STATE] = text
+    with pytest.raises(InputError) as err:
+        canary.read_state(obj)
+    message = err.value.message
+    assert "annotation gateways.istio-ops.io/state on %s/istio-ingress/istio-ingressgateway" % obj["kind"] in message
+    assert problem in message, message
+    assert (
+        "kubectl annotate %s -n istio-ingress istio-ingressgateway gateways.istio-ops.io/state-" % (obj["kind"].lower())
+        in message
+    )
+    assert "gateway_canary state: absent" in message
+
+
+def test_states_gateway_canary_writes_are_read_back():
+    assert canary.read_state(stable_deployment(annotations={L.STATE: '{"replicas": 0}'})) == {"replicas": 0}
+    assert canary.read_state(hpa(state={"minReplicas": None, "maxReplicas": 3})) == {
+        "minReplicas": None,
+        "maxReplicas": 3,
+    }
+    assert canary.read_state(service(state={"selector": {}})) == {"selector": {}}
+    assert canary.read_state(stable_deployment()) is None
+
+
 def test_endpoints_match_counts_ready_per_revision():
     seen = {"default": {"ready": 9, "not_ready": 1}, "1-31": {"ready": 1, "not_ready": 0}}
     assert canary.endpoints_match(seen, {"default": 9, "1-31": 1})

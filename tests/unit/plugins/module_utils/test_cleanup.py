@@ -7,6 +7,7 @@ import pytest
 from ansible_collections.istio_ops.gateways.plugins.module_utils import cleanup
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
+from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import Conflict, Forbidden
 from tests.unit.plugins.module_utils.fake_cluster import FakeKube, deployment, manager, obj
 
 NS = "istio-ingress"
@@ -101,12 +102,14 @@ def test_chart_names_follow_the_gateway_chart():
     assert cleanup.chart_object_names("gw", "1-31")["NetworkPolicy"] == "gw-1-31"
 
 
-def test_ownership_tells_collection_from_hand_installed():
+def test_ownership_selects_by_owner_and_component_either_way():
     mine = deployment("gw", NS, owner(L.iop_name("gw", NS)))
-    assert cleanup.ownership(mine, "gw", NS) == (
-        "collection",
-        {L.OWNING_RESOURCE: NS + "-gw", L.OWNING_RESOURCE_NAMESPACE: "istio-system"},
-    )
+    selector = {
+        L.OWNING_RESOURCE: L.iop_name("gw", NS),
+        L.OWNING_RESOURCE_NAMESPACE: "istio-system",
+        L.OPERATOR_COMPONENT: "IngressGateways",
+    }
+    assert cleanup.ownership(mine, "gw", NS) == ("collection", selector)
     # An IstioOperator named after the gateway alone is not the collection's: it may hold other gateways.
     hand = deployment("gw", NS, owner("gw"))
     how, selector = cleanup.ownership(hand, "gw", NS)
@@ -126,46 +129,123 @@ def test_ownership_refuses_what_is_not_a_gateway_of_istioctl(labels, message):
         cleanup.ownership(deployment("gw", NS, labels), "gw", NS)
 
 
-def test_leftovers_ignore_automatic_owned_terminating_and_removed_objects():
+def owned_by(owner_obj, controller=True):
+    meta = owner_obj["metadata"]
+    return [
+        {
+            "apiVersion": owner_obj["apiVersion"],
+            "kind": owner_obj["kind"],
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "controller": controller,
+        }
+    ]
+
+
+def test_leftovers_ignore_automatic_terminating_and_removed_objects():
     objects = automatic("app") + [
-        obj("apps/v1", "ReplicaSet", "web-1", "app", ownerReferences=[{"controller": True, "name": "web"}]),
         obj("v1", "Pod", "old", "app", deletionTimestamp="2024-01-01T00:00:00Z"),
-        obj("v1", "Secret", "tok", "app", type="kubernetes.io/service-account-token"),
-        obj("v1", "Service", "gw", "app"),
+        obj(
+            "v1",
+            "Secret",
+            "default-token-x",
+            "app",
+            type="kubernetes.io/service-account-token",
+            annotations={cleanup.SERVICE_ACCOUNT_NAME: "default"},
+        ),
+        obj("v1", "Service", "gw", "app", uid="svc-gw"),
+        obj("v1", "Endpoints", "gw", "app"),
         obj("v1", "ConfigMap", "settings", "app"),
         obj("v1", "ConfigMap", "istio-ca-crl", "app"),
         obj("v1", "ConfigMap", "custom-trust-bundle", "app", {"istio.io/config": "true"}),
     ]
-    assert cleanup.leftovers(objects, {("Service", "app", "gw")}) == [
-        {"kind": "ConfigMap", "namespace": "app", "name": "settings"}
+    removed = [objects[-5]]
+    assert cleanup.leftovers(objects, removed) == [{"kind": "ConfigMap", "namespace": "app", "name": "settings"}]
+
+
+def test_leftovers_follow_owners():
+    gw = obj("apps/v1", "Deployment", "gw", "app", uid="dep-gw")
+    gw_rs = obj("apps/v1", "ReplicaSet", "gw-1", "app", uid="rs-gw", ownerReferences=owned_by(gw))
+    gw_pod = obj("v1", "Pod", "gw-1-a", "app", ownerReferences=owned_by(gw_rs))
+    # A pod whose ReplicaSet the garbage collector took already: its owner's kind was listed, the owner is gone.
+    orphan = obj("v1", "Pod", "gw-0-b", "app", ownerReferences=[dict(owned_by(gw_rs)[0], uid="rs-gone")])
+    app = obj("apps/v1", "Deployment", "web", "app", uid="dep-web")
+    app_rs = obj("apps/v1", "ReplicaSet", "web-1", "app", uid="rs-web", ownerReferences=owned_by(app))
+    app_pod = obj("v1", "Pod", "web-1-a", "app", ownerReferences=owned_by(app_rs))
+    # A workload of a custom resource (an Argo Rollout): the old code skipped anything with a controller.
+    rollout = obj("argoproj.io/v1alpha1", "Rollout", "shop", "app", uid="ro-shop")
+    ro_rs = obj("apps/v1", "ReplicaSet", "shop-1", "app", uid="rs-shop", ownerReferences=owned_by(rollout))
+    unlisted = obj("v1", "Pod", "db-0", "app", ownerReferences=[dict(owned_by(rollout)[0], kind="Database", uid="x")])
+    token = obj(
+        "v1",
+        "Secret",
+        "gw-token",
+        "app",
+        type="kubernetes.io/service-account-token",
+        annotations={cleanup.SERVICE_ACCOUNT_NAME: "gw-service-account"},
+    )
+    account = obj("v1", "ServiceAccount", "gw-service-account", "app")
+    everything = [gw_rs, gw_pod, orphan, app, app_rs, app_pod, ro_rs, unlisted, token]
+    listed = {("apps", "Deployment"), ("apps", "ReplicaSet"), ("", "Pod")}  # Rollouts could not be listed
+    left = cleanup.leftovers(everything, [gw, account], listed)
+    assert [(r["kind"], r["name"]) for r in left] == [
+        ("Deployment", "web"),
+        ("Pod", "db-0"),
+        ("Pod", "web-1-a"),
+        ("ReplicaSet", "shop-1"),
+        ("ReplicaSet", "web-1"),
     ]
+    # Listed, the Rollout counts, and its ReplicaSet because it does; listed but gone, neither does.
+    listed.add(("argoproj.io", "Rollout"))
+    names = [(r["kind"], r["name"]) for r in cleanup.leftovers(everything + [rollout], [gw], listed)]
+    assert ("Rollout", "shop") in names and ("ReplicaSet", "shop-1") in names
+    assert ("ReplicaSet", "shop-1") not in [(r["kind"], r["name"]) for r in cleanup.leftovers(everything, [gw], listed)]
+
+
+def decide(created=False, left=(), istiod=False, missing=False, unlisted=(), **flags):
+    refs_ = [{"kind": kind, "namespace": "ns", "name": name} for kind, name in left]
+    return cleanup.namespace_decision(
+        namespace("ns", created), refs_, params(namespace="ns", **flags), istiod, missing, list(unlisted)
+    )
 
 
 @pytest.mark.parametrize(
-    "created, left, workloads, flags, istiod, expected",
+    "case, expected",
     [
-        (True, [], [], {}, False, (True, "created by this collection and nothing else is left in it")),
-        (True, ["x"], [], {}, False, (False, "created by this collection, but it still holds")),
-        (False, [], [], {}, False, (False, "this collection did not create it")),
-        (False, ["x"], [], {"delete_namespace": True}, False, (True, "no other workload is left")),
-        (False, ["x"], ["x"], {"delete_namespace": True}, False, (False, "still holds other workloads")),
-        (False, ["x"], ["x"], {"force": True}, False, (True, "force: true")),
-        (True, [], [], {"force": True}, True, (False, "holds an Istio control plane")),
+        ({"created": True}, (True, "created by this collection and nothing else is left in it")),
+        ({"created": True, "left": [("ConfigMap", "x")]}, (False, "created by this collection, but it still holds")),
+        ({}, (False, "this collection did not create it")),
+        ({"delete_namespace": True}, (True, "delete_namespace: true and nothing else is left in it")),
+        # ConfigMaps, custom resources and Istio policies block delete_namespace too (not only workloads).
+        ({"left": [("ConfigMap", "x")], "delete_namespace": True}, (False, "still holds: ConfigMap x")),
+        ({"left": [("AuthorizationPolicy", "x")], "delete_namespace": True}, (False, "AuthorizationPolicy x")),
+        ({"left": [("Deployment", "x")], "force": True}, (True, "force: true")),
+        (
+            {"left": [("PersistentVolumeClaim", "data"), ("Secret", "db")], "delete_namespace": True},
+            (False, "it holds data this collection did not create: PersistentVolumeClaim data, Secret db"),
+        ),
+        ({"created": True, "left": [("Secret", "db")]}, (False, "set force: true to delete it with the namespace")),
+        ({"left": [("PersistentVolumeClaim", "data")], "force": True}, (True, "force: true")),
+        (
+            {"unlisted": ["Lease coordination.k8s.io/v1: forbidden"], "created": True},
+            (False, "could not all be listed"),
+        ),
+        ({"unlisted": ["x"], "force": True}, (True, "force: true")),
+        ({"created": True, "force": True, "istiod": True}, (False, "holds an Istio control plane")),
+        # A gateway name that matches nothing (a typo) deletes nothing, not even with force.
+        ({"created": True, "missing": True}, (False, "nothing of gateway 'istio-ingressgateway' was found")),
+        ({"missing": True, "force": True, "delete_namespace": True}, (False, "check name (a typo?)")),
     ],
 )
-def test_namespace_decision(created, left, workloads, flags, istiod, expected):
-    refs_ = [{"kind": "Deployment", "namespace": "ns", "name": n} for n in left]
-    work = [{"kind": "Deployment", "namespace": "ns", "name": n} for n in workloads]
-    delete, reason = cleanup.namespace_decision(
-        namespace("ns", created), refs_, work, params(namespace="ns", **flags), istiod
-    )
+def test_namespace_decision(case, expected):
+    delete, reason = decide(**case)
     assert delete is expected[0]
-    assert expected[1] in reason
+    assert expected[1] in reason, reason
 
 
 def test_system_namespaces_are_never_deleted():
     delete, reason = cleanup.namespace_decision(
-        namespace("kube-system"), [], [], params(namespace="kube-system", force=True), False
+        namespace("kube-system"), [], params(namespace="kube-system", force=True), False
     )
     assert not delete and "system namespace" in reason
 
@@ -189,6 +269,14 @@ def shared_bed():
         "Gateway",
         "public",
         "shop",
+        {L.GATEWAY_OF: "istio-ingressgateway", L.GATEWAY_NAMESPACE_OF: NS, L.MANAGED_BY: L.MANAGED_BY_VALUE},
+    )
+    # Another team's Gateway that copied the labels but not the managed-by mark: not the collection's.
+    lookalike = obj(
+        "networking.istio.io/v1",
+        "Gateway",
+        "team",
+        "shop",
         {L.GATEWAY_OF: "istio-ingressgateway", L.GATEWAY_NAMESPACE_OF: NS},
     )
     other_ns_config = obj(
@@ -206,6 +294,7 @@ def shared_bed():
             istiod,
             canary,
             gw_config,
+            lookalike,
             other_ns_config,
         ]
         + automatic(NS)
@@ -230,6 +319,7 @@ def test_shared_gateway_is_removed_alone_and_idempotently(monkeypatch):
     assert kube.has("apps/v1", "Deployment", "istiod", "istio-system")
     assert kube.has("apps/v1", "Deployment", "second", NS)
     assert kube.has("networking.istio.io/v1", "Gateway", "public", "blog")
+    assert kube.has("networking.istio.io/v1", "Gateway", "team", "shop")
     ns = result["namespace"]
     assert not ns["deleted"] and ns["created_by_collection"]
     assert {"kind": "Deployment", "namespace": NS, "name": "second"} in ns["remaining"]
@@ -272,12 +362,12 @@ def test_application_namespace_and_its_workloads_are_kept(monkeypatch):
         + automatic("shop")
         + chart_objects("gw", "shop", owner(L.iop_name("gw", "shop")))
     )
-    result, module = run(monkeypatch, kube, name="gw", namespace="shop", delete_namespace=True)
-    assert result["changed"] and not result["namespace"]["deleted"]
-    assert "shop-api" in result["namespace"]["reason"] and module.warnings
-    assert kube.has("apps/v1", "Deployment", "shop-api", "shop") and kube.has(
-        "v1", "ConfigMap", "shop-settings", "shop"
-    )
+    before = dict(kube.objects)
+    check, module = run(monkeypatch, kube, check_mode=True, name="gw", namespace="shop", delete_namespace=True)
+    assert check["changed"] and not check["namespace"]["deleted"]
+    assert "Deployment shop-api" in check["namespace"]["reason"] and module.warnings
+    assert "ConfigMap shop-settings" in check["namespace"]["reason"], "a ConfigMap blocks delete_namespace too"
+    assert kube.objects == before
     forced, _m = run(monkeypatch, kube, name="gw", namespace="shop", force=True)
     assert forced["changed"] and forced["namespace"]["deleted"] and not kube.has("v1", "Namespace", "shop")
 
@@ -399,3 +489,149 @@ def test_real_purge_runs_istioctl_and_reports_what_went(monkeypatch, tmp_path):
     mgr = manager(monkeypatch, cleanup.GatewayCleanupManager, kube, params(**args))
     again = mgr.run()
     assert not again["changed"] and not any("uninstall" in argv for argv in mgr.module.commands)
+
+
+# -- safety: hand-written IstioOperators, typos, data, discovery, preconditions ----------------------------
+
+
+def test_hand_written_operator_with_the_collections_name_loses_only_the_named_gateway(monkeypatch):
+    """A hand-written IstioOperator that happens to bear the collection's name for gw-a, holding gw-a and gw-b."""
+    labels = owner(L.iop_name("gw-a", NS))
+    kube = FakeKube([namespace(NS)] + chart_objects("gw-a", NS, labels) + chart_objects("gw-b", NS, labels))
+    result, _m = run(monkeypatch, kube, name="gw-a")
+    assert result["gateway"]["installed_by"] == "collection"
+    assert {r["name"] for r in result["removed"]} == {"gw-a", "gw-a-service-account", "gw-a-sds"}
+    assert sorted(k[3] for k in kube.objects if k[1] != "Namespace") == sorted(
+        o["metadata"]["name"] for o in chart_objects("gw-b", NS, labels)
+    ), "gw-b keeps every object"
+
+
+def test_leftovers_of_a_removed_deployment_are_limited_to_the_gateways_chart_objects(monkeypatch):
+    labels = owner(L.iop_name("gw-a", NS))
+    kube = FakeKube([namespace(NS)] + chart_objects("gw-a", NS, labels)[1:] + chart_objects("gw-b", NS, labels))
+    result, _m = run(monkeypatch, kube, name="gw-a")
+    assert result["gateway"] == {"name": "gw-a", "namespace": NS, "found": False, "installed_by": "collection"}
+    assert all(r["name"].startswith("gw-a") for r in result["removed"]) and len(result["removed"]) == 7
+    assert kube.has("apps/v1", "Deployment", "gw-b", NS) and kube.has("v1", "Service", "gw-b", NS)
+
+
+@pytest.mark.parametrize("flags", [{}, {"delete_namespace": True}, {"force": True, "delete_namespace": True}])
+def test_a_gateway_name_that_matches_nothing_deletes_nothing_namespace_included(monkeypatch, flags):
+    kube = FakeKube([namespace("gw-ns", created=True)] + automatic("gw-ns"))
+    result, module = run(monkeypatch, kube, name="istio-ingressgatewya", namespace="gw-ns", **flags)
+    assert not result["changed"] and result["removed"] == [] and not kube.writes
+    assert not result["namespace"]["deleted"] and "a typo?" in result["namespace"]["reason"]
+    assert kube.has("v1", "Namespace", "gw-ns")
+    assert bool(module.warnings) == bool(flags)
+
+
+def app_namespace(*extra):
+    return FakeKube(
+        [namespace("app")] + automatic("app") + chart_objects("gw", "app", owner(L.iop_name("gw", "app"))) + list(extra)
+    )
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        obj("v1", "PersistentVolumeClaim", "data", "app"),
+        obj("v1", "Secret", "db-password", "app"),
+        obj("v1", "Secret", "ci-token", "app", type="kubernetes.io/service-account-token"),
+    ],
+    ids=["pvc", "secret", "token-of-another-account"],
+)
+def test_data_blocks_delete_namespace_unless_force(monkeypatch, item):
+    kube = app_namespace(item)
+    result, module = run(monkeypatch, kube, name="gw", namespace="app", delete_namespace=True)
+    assert result["changed"] and not result["namespace"]["deleted"]
+    assert (
+        "it holds data this collection did not create: %s %s" % (item["kind"], item["metadata"]["name"])
+        in (result["namespace"]["reason"])
+    )
+    assert module.warnings and kube.has("v1", item["kind"], item["metadata"]["name"], "app")
+    kube = app_namespace(item)
+    forced, _m = run(monkeypatch, kube, name="gw", namespace="app", delete_namespace=True, force=True)
+    assert forced["namespace"]["deleted"] and not kube.has("v1", "Namespace", "app")
+
+
+def test_custom_resources_found_by_discovery_block_the_namespace(monkeypatch):
+    policy = obj("security.istio.io/v1", "AuthorizationPolicy", "deny-all", "app")
+    database = obj("example.com/v1", "Database", "orders", "app", uid="db-orders")
+    # Its pod has a controller (the custom resource): the old code skipped anything with one.
+    pod = obj("v1", "Pod", "orders-0", "app", ownerReferences=owned_by(database))
+    kube = app_namespace(policy, database, pod)
+    kube.apis |= {"security.istio.io/v1"}
+    result, _m = run(monkeypatch, kube, check_mode=True, name="gw", namespace="app", delete_namespace=True)
+    assert not result["namespace"]["deleted"]
+    assert [(r["kind"], r["name"]) for r in result["namespace"]["remaining"]] == [
+        ("AuthorizationPolicy", "deny-all"),
+        ("Database", "orders"),
+        ("Pod", "orders-0"),
+    ]
+
+
+def test_the_removed_gateways_own_pods_and_endpoints_do_not_count(monkeypatch):
+    kube = FakeKube(
+        [namespace("gw-ns", created=True)]
+        + automatic("gw-ns")
+        + chart_objects("gw", "gw-ns", owner(L.iop_name("gw", "gw-ns")))
+    )
+    dep = kube.get("apps/v1", "Deployment", "gw", "gw-ns")
+    svc = kube.get("v1", "Service", "gw", "gw-ns")
+    rs = kube.add(obj("apps/v1", "ReplicaSet", "gw-1", "gw-ns", ownerReferences=owned_by(dep)))
+    kube.add(obj("v1", "Pod", "gw-1-a", "gw-ns", ownerReferences=owned_by(rs)))
+    kube.add(obj("discovery.k8s.io/v1", "EndpointSlice", "gw-x", "gw-ns", ownerReferences=owned_by(svc)))
+    kube.add(obj("v1", "Endpoints", "gw", "gw-ns"))
+    kube.add(obj("v1", "Event", "gw.1", "gw-ns"))
+    check, _m = run(monkeypatch, kube, check_mode=True, name="gw", namespace="gw-ns")
+    assert check["namespace"]["deleted"] and check["namespace"]["remaining"] == []
+
+
+def test_a_kind_that_cannot_be_listed_keeps_the_namespace(monkeypatch):
+    kube = FakeKube(
+        [namespace("gw-ns", created=True)]
+        + automatic("gw-ns")
+        + chart_objects("gw", "gw-ns", owner(L.iop_name("gw", "gw-ns")))
+    )
+    kube.unlistable[("v1", "Secret")] = Forbidden("secrets is forbidden (HTTP 403)", status=403)
+    kube.discovery_failures.append(("example.com/v1", "GET /apis/example.com/v1: service unavailable (HTTP 503)"))
+    result, _m = run(monkeypatch, kube, name="gw", namespace="gw-ns")
+    assert result["changed"] and not result["namespace"]["deleted"] and kube.has("v1", "Namespace", "gw-ns")
+    reason = result["namespace"]["reason"]
+    assert "could not all be listed" in reason and "Secret v1: secrets is forbidden" in reason
+    assert "API example.com/v1: GET /apis/example.com/v1: service unavailable" in reason
+
+
+def test_an_object_recreated_between_listing_and_delete_is_not_deleted(monkeypatch):
+    kube = FakeKube([namespace("gw-ns")] + chart_objects("gw", "gw-ns", owner(L.iop_name("gw", "gw-ns"))))
+    team = obj("v1", "Service", "gw", "gw-ns", {"team": "payments"})
+
+    def recreate(key):
+        if key[1] == "Service" and kube.objects[key]["metadata"].get("labels", {}).get("team") is None:
+            del kube.objects[key]
+            kube.add(team)  # same name, new uid: not what was read
+
+    kube.before_delete = recreate
+    with pytest.raises(Conflict, match="precondition"):
+        run(monkeypatch, kube, name="gw", namespace="gw-ns")
+    assert kube.get("v1", "Service", "gw", "gw-ns")["metadata"]["labels"] == {"team": "payments"}
+    assert ("delete", "Service", "gw-ns", "gw") not in kube.writes
+    assert kube.has("apps/v1", "Deployment", "gw", "gw-ns"), "the Deployment, deleted last, is still there to rerun"
+
+
+def test_a_namespace_recreated_before_its_delete_is_not_deleted(monkeypatch):
+    kube = FakeKube(
+        [namespace("gw-ns", created=True)]
+        + automatic("gw-ns")
+        + chart_objects("gw", "gw-ns", owner(L.iop_name("gw", "gw-ns")))
+    )
+
+    def recreate(key):
+        if key[1] == "Namespace":
+            del kube.objects[key]
+            kube.add(namespace("gw-ns"))
+
+    kube.before_delete = recreate
+    with pytest.raises(Conflict, match="precondition"):
+        run(monkeypatch, kube, name="gw", namespace="gw-ns")
+    assert kube.has("v1", "Namespace", "gw-ns")

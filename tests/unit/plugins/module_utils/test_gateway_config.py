@@ -1,10 +1,14 @@
 """gateway_config's logic: input checks, rendering, selector resolution, Secret checks, idempotence."""
 
+import copy
+
 import pytest
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import gateway_config as gc
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError, InputError
+from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import Conflict
+from ansible_collections.istio_ops.gateways.plugins.module_utils.owners import ForeignObject
 from tests.unit.plugins.module_utils.fake_cluster import FakeKube, deployment, manager, obj
 
 NS = "istio-ingress"
@@ -40,6 +44,7 @@ def params(**overrides):
         servers=[server(tls=tls())],
         missing_secret="fail",
         state="present",
+        adopt=False,
     )
     base.update(overrides)
     return base
@@ -255,3 +260,126 @@ def test_no_istio_crds_fails_clearly(monkeypatch):
 def test_missing_resource_namespace_fails(monkeypatch):
     with pytest.raises(InputError, match="namespace: 'nowhere' does not exist"):
         run(monkeypatch, cluster(), namespace="nowhere")
+
+
+# -- only its own Gateways: foreign ones are refused unless adopt ------------------------------------------
+
+API = "networking.istio.io/v1"
+MARKS = {L.GATEWAY_OF: "istio-ingressgateway", L.GATEWAY_NAMESPACE_OF: NS, L.MANAGED_BY: L.MANAGED_BY_VALUE}
+
+
+def live_gateway(labels=None, annotations=None, managers=("helm",)):
+    return obj(
+        API,
+        "Gateway",
+        "public",
+        NS,
+        labels,
+        annotations=annotations or {},
+        managedFields=[{"manager": m, "operation": "Apply"} for m in managers],
+        spec={"selector": {"team": "payments"}, "servers": []},
+    )
+
+
+HELM = {"meta.helm.sh/release-name": "payments", "meta.helm.sh/release-namespace": NS}
+FOREIGN = [
+    ("unmarked", {"team": "payments"}, "it lacks the labels gateway_config puts on the Gateways it makes"),
+    ("managed-by only", {L.MANAGED_BY: L.MANAGED_BY_VALUE}, "it lacks the labels"),
+    (
+        "another gateway",
+        dict(MARKS, **{L.GATEWAY_OF: "other"}),
+        "gateway_config made it for gateway istio-ingress/other",
+    ),
+    (
+        "another gateway namespace",
+        dict(MARKS, **{L.GATEWAY_NAMESPACE_OF: "elsewhere"}),
+        "made it for gateway elsewhere/istio-ingressgateway",
+    ),
+]
+
+
+@pytest.mark.parametrize("labels, why", [f[1:] for f in FOREIGN], ids=[f[0] for f in FOREIGN])
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_foreign_gateway_is_neither_updated_nor_deleted(monkeypatch, labels, why, check_mode):
+    kube = cluster(live_gateway(labels, HELM))
+    before = copy.deepcopy(kube.objects)
+    with pytest.raises(ForeignObject) as err:
+        run(monkeypatch, kube, check_mode=check_mode)
+    message = err.value.message
+    assert message.startswith(
+        "Gateway istio-ingress/public is not this collection's (Helm release istio-ingress/payments"
+    )
+    assert why in message and "adopt: true" in message
+    with pytest.raises(ForeignObject, match="delete it with the tool that made it, or set adopt: true"):
+        run(monkeypatch, kube, check_mode=check_mode, state="absent", servers=None)
+    assert kube.objects == before and not kube.writes and not kube.applies, "not even a dry-run"
+
+
+def test_absent_without_a_gateway_name_deletes_any_gateway_the_collection_made(monkeypatch):
+    kube = cluster(live_gateway(dict(MARKS, **{L.GATEWAY_OF: "other"}), managers=(L.FIELD_MANAGER,)))
+    with pytest.raises(ForeignObject):
+        run(monkeypatch, kube, state="absent", servers=None)
+    result, _m = run(monkeypatch, kube, state="absent", servers=None, gateway_name=None, namespace=NS)
+    assert result["changed"] and not kube.has(API, "Gateway", "public", NS)
+
+
+def test_adopt_takes_a_foreign_gateway_over_or_deletes_it(monkeypatch):
+    kube = cluster(live_gateway({"team": "payments"}, HELM))
+    check, module = run(monkeypatch, kube, check_mode=True, adopt=True)
+    assert check["operation"] == "update" and check["adopted"] and not kube.writes
+    assert "Helm release istio-ingress/payments" in module.warnings[0]
+    assert check["resource"]["spec"]["selector"] == SEED, "the plan drops the former owner's selector key"
+    result, _m = run(monkeypatch, kube, adopt=True)
+    assert result["changed"] and kube.applies[-1] == ("Gateway", NS, "public", True, False)
+    adopted = kube.get(API, "Gateway", "public", NS)
+    assert MARKS.items() <= adopted["metadata"]["labels"].items(), "adopted: it carries the collection's marks now"
+    # A forced apply keeps map keys only the former owner set: its selector key would select no pod.
+    assert adopted["spec"]["selector"] == SEED and result["resource"]["spec"]["selector"] == SEED
+    assert kube.writes[-1] == ("patch", "Gateway", NS, "public")
+    again, module = run(monkeypatch, kube)
+    assert not again["changed"] and "adopted" not in again and not module.warnings
+
+    kube = cluster(live_gateway({"team": "payments"}, HELM))
+    gone, _m = run(monkeypatch, kube, state="absent", servers=None, adopt=True)
+    assert gone["changed"] and gone["adopted"] and not kube.has(API, "Gateway", "public", NS)
+
+
+def test_force_only_over_its_own_gateway(monkeypatch):
+    kube = cluster()
+    run(monkeypatch, kube)
+    assert [a[3] for a in kube.applies] == [False, False], "a create does not force"
+    # Someone edited the collection's Gateway: the update takes the fields back (force), as its owner.
+    item = kube.objects[(API, "Gateway", NS, "public")]
+    item["metadata"]["managedFields"] = [{"manager": "kubectl-edit"}, {"manager": L.FIELD_MANAGER}]
+    item["spec"]["servers"] = []
+    result, _m = run(monkeypatch, kube)
+    assert result["operation"] == "update" and kube.applies[-1][3] is True
+
+
+def test_a_gateway_created_meanwhile_by_someone_else_is_not_taken_over(monkeypatch):
+    kube = cluster()
+    real_apply = kube.apply
+
+    def race(item, field_manager=None, dry_run=False, force=True):
+        if not kube.has(API, "Gateway", "public", NS):
+            kube.add(live_gateway({"team": "payments"}, managers=("kubectl",)))
+        return real_apply(item, field_manager=field_manager, dry_run=dry_run, force=force)
+
+    kube.apply = race
+    with pytest.raises(ForeignObject, match="created by someone else while this run wrote it"):
+        run(monkeypatch, kube)
+    assert kube.get(API, "Gateway", "public", NS)["metadata"]["labels"] == {"team": "payments"}
+
+
+def test_absent_does_not_delete_a_gateway_replaced_after_it_was_read(monkeypatch):
+    kube = cluster(live_gateway(MARKS, managers=(L.FIELD_MANAGER,)))
+
+    def replace(key):
+        if key[1] == "Gateway":
+            kube.objects.pop(key)
+            kube.add(live_gateway({"team": "payments"}))  # same name, new uid: another team's
+
+    kube.before_delete = replace
+    with pytest.raises(Conflict, match="precondition"):
+        run(monkeypatch, kube, state="absent", servers=None)
+    assert kube.get(API, "Gateway", "public", NS)["metadata"]["labels"] == {"team": "payments"}
