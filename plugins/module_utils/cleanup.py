@@ -108,20 +108,6 @@ def check_inputs(params):
         raise InputError("; ".join(errors))
 
 
-def chart_object_names(name, revision):
-    """{kind: name} of what Istio's gateway chart renders for one gateway (manifests/charts/gateways)."""
-    names = dict.fromkeys(("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"), name)
-    names.update(
-        {
-            "ServiceAccount": name + "-service-account",
-            "Role": name + "-sds",
-            "RoleBinding": name + "-sds",
-            "NetworkPolicy": name if revision in (None, "", L.DEFAULT_REVISION) else "%s-%s" % (name, revision),
-        }
-    )
-    return names
-
-
 def ownership(deployment, name, namespace):
     """How the gateway was installed: ("collection" | "istioctl", owner label selector); raise if not ours to remove.
 
@@ -200,7 +186,7 @@ def gateway_targets(kube, name, namespace, gateway_configs=False):
 
 def _chart_object(obj, name, revision):
     """Whether obj bears the name the gateway chart gives that kind for gateway `name`."""
-    return obj["metadata"]["name"] == chart_object_names(name, revision).get(obj["kind"])
+    return obj["metadata"]["name"] == inventory.chart_object_names(name, revision).get(obj["kind"])
 
 
 def _uid(obj):
@@ -282,7 +268,8 @@ def namespace_decision(namespace_obj, left, params, holds_istiod, gateway_missin
     """(delete?, reason) for the gateway's namespace after removal. Pure, for unit tests.
 
     `left` is what counts in it (leftovers()), `gateway_missing` that a gateway was named but nothing of it
-    was found (a typo deletes nothing, not even with force), `unlisted` the kinds that could not be listed.
+    was found (a typo deletes nothing; with force, only a namespace the collection created goes), `unlisted`
+    the kinds that could not be listed.
     """
     name = params["namespace"]
     created = (namespace_obj["metadata"].get("annotations") or {}).get(L.CREATED_NAMESPACE) == "true"
@@ -290,11 +277,13 @@ def namespace_decision(namespace_obj, left, params, holds_istiod, gateway_missin
         return False, "%r is a Kubernetes system namespace; it is never deleted" % name
     if holds_istiod:
         return False, "it holds an Istio control plane (istiod); only purge removes that"
-    if gateway_missing:
+    # A typo deletes nothing, not even with force; but a namespace this collection created may still go with
+    # force once its gateway is gone (an earlier cleanup may have kept it, e.g. for kinds it could not list).
+    if gateway_missing and not (params["force"] and created):
         return False, (
             "nothing of gateway %r was found in it, so nothing was removed and the namespace is kept whatever "
-            "delete_namespace and force say; check name (a typo?), or delete the namespace by hand if the gateway "
-            "is gone already" % params["name"]
+            "delete_namespace says; check name (a typo?); force: true deletes it only if this collection created "
+            "it, else delete it by hand if the gateway is gone already" % params["name"]
         )
     if params["force"]:
         return True, "force: true"

@@ -15,11 +15,13 @@ that is no kubeconfig fails naming the option instead of ending as "cannot reach
 """
 
 import base64
+import ipaddress
 import os
 import ssl
 
 try:
     from urllib.parse import quote, unquote, urlparse, urlunparse
+    from urllib.request import getproxies
 except ImportError:  # pragma: no cover - Python 2 is not supported
     pass
 
@@ -68,8 +70,8 @@ EXPLICIT_OPTIONS = (
 CONNECTION_OPTIONS = EXPLICIT_OPTIONS + ("kubeconfig", "context", "impersonate_user", "impersonate_groups")
 # What binaries would otherwise take from the environment instead of the resolved connection.
 PROXY_ENVIRONMENT = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
-# Keys of a kubeconfig user entry that are not secret; every other string under `user` is masked.
-_PUBLIC_USER_KEYS = {"username", "client-certificate", "client-key", "command", "apiVersion", "name", "as"}
+# Keys of a kubeconfig user entry whose values are secrets.
+_SECRET_USER_KEYS = ("token", "password", "client-key-data")
 
 
 class ConfigError(GatewayError):
@@ -96,26 +98,30 @@ def explicit_options(params):
 
 
 def kubeconfig_secrets(kubeconfig):
-    """Every secret string of an inline kubeconfig (tokens, keys, passwords, exec env), to mask in all output."""
+    """The secret strings of an inline kubeconfig, to mask in all output: tokens, passwords, private keys,
+    auth-provider credentials, exec plugin environment values, and proxy credentials. Only these: every
+    masked string is replaced wherever it occurs, so masking ordinary words (a region in exec args, a
+    cluster name) would garble results."""
     found = set()
-
-    def walk(value):
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if key in _PUBLIC_USER_KEYS and not isinstance(item, (dict, list)):
-                    continue
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        elif isinstance(value, str) and value:
-            found.add(value)
-
-    if isinstance(kubeconfig, dict):
-        for entry in kubeconfig.get("users") or []:
-            if isinstance(entry, dict):
-                walk(entry.get("user") or {})
-    return found
+    if not isinstance(kubeconfig, dict):
+        return found
+    for entry in kubeconfig.get("users") or []:
+        user = (entry.get("user") if isinstance(entry, dict) else None) or {}
+        if not isinstance(user, dict):
+            continue
+        found.update(str(user[k]) for k in _SECRET_USER_KEYS if user.get(k))
+        provider = (user.get("auth-provider") or {}).get("config") or {}
+        if isinstance(provider, dict):
+            found.update(str(v) for k, v in provider.items() if v and k not in ("cmd-path", "cmd-args", "expiry-key"))
+        for item in (user.get("exec") or {}).get("env") or []:
+            if isinstance(item, dict) and item.get("value"):
+                found.add(str(item["value"]))
+    for entry in kubeconfig.get("clusters") or []:
+        cluster = (entry.get("cluster") if isinstance(entry, dict) else None) or {}
+        if isinstance(cluster, dict) and cluster.get("proxy-url"):
+            parsed = urlparse(str(cluster["proxy-url"]))
+            found.update(unquote(v) for v in (parsed.password,) if v)
+    return {v for v in found if len(v) >= 4}  # shorter ones would mask all over the output and hide nothing
 
 
 def _describe_kubeconfig(kubeconfig):
@@ -279,6 +285,7 @@ def build_configuration(params):
             % (where, context, _scrub(str(exc), kubeconfig_secrets(kubeconfig)))
         )
     _override(cfg, params)
+    _environment_proxy(cfg, params)
     _proxy_credentials(cfg)
     loader_hook = cfg.refresh_api_key_hook
     if loader_hook is not None:
@@ -329,6 +336,23 @@ def _override(cfg, params):
         cfg.proxy_headers = urllib3.util.make_headers(**headers)
 
 
+def _environment_proxy(cfg, params):
+    """The proxy environment as Go (istioctl, helm) reads it, when neither an option nor the kubeconfig set
+    a proxy: HTTPS_PROXY/HTTP_PROXY by scheme, NO_PROXY, and never for localhost or a loopback address."""
+    if params.get("proxy") or not getattr(cfg, "_proxy_from_env", cfg.proxy is None):
+        return
+    proxies = getproxies()
+    host = urlparse(cfg.host).hostname or ""
+    loopback = host == "localhost"
+    try:
+        loopback = loopback or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    cfg.proxy = None if loopback else proxies.get(urlparse(cfg.host).scheme) or proxies.get("all")
+    if not params.get("no_proxy"):
+        cfg.no_proxy = proxies.get("no")
+
+
 def _proxy_credentials(cfg):
     """Credentials in a proxy URL (option, HTTPS_PROXY or the kubeconfig's proxy-url) as the header urllib3
     needs: it ignores them in the URL, where client-go (istioctl, helm) uses them."""
@@ -352,14 +376,13 @@ def _scrub(text, secrets):
 def passes_through(params):
     """Whether binaries can use the user's own kubeconfig and context as they are.
 
-    Not with explicit options or an inline kubeconfig, and not with a proxy in the environment: Go never
-    proxies loopback addresses from the environment and reads NO_PROXY its own way, so the Python
-    client's decision is written into the binaries' kubeconfig instead.
+    Not with explicit options or an inline kubeconfig. A proxy from the environment does not stop it: the
+    binary reads the same variables, and build_configuration gives the Python client Go's reading of them
+    (loopback never proxied), so both decide alike, and the binary keeps the kubeconfig's own token
+    refresh (exec plugins) and impersonation.
     """
     params = normalise(params)
     if isinstance(params.get("kubeconfig"), dict) or explicit_options(params):
-        return False
-    if any(os.environ.get(name) for name in binary_environment(False)):
         return False
     return bool(params.get("kubeconfig")) or _default_kubeconfig_exists()
 

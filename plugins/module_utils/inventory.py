@@ -25,21 +25,43 @@ def owner_selector(name, namespace):
     return "%s=%s" % (L.OWNING_RESOURCE, L.iop_name(name, namespace))
 
 
+def chart_object_names(name, revision):
+    """{kind: name} of what Istio's gateway chart renders for one gateway (manifests/charts/gateways)."""
+    names = dict.fromkeys(("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"), name)
+    names.update(
+        {
+            "ServiceAccount": name + "-service-account",
+            "Role": name + "-sds",
+            "RoleBinding": name + "-sds",
+            "NetworkPolicy": name if revision in (None, "", L.DEFAULT_REVISION) else "%s-%s" % (name, revision),
+        }
+    )
+    return names
+
+
+def is_chart_object(obj, name):
+    """Whether obj is a gateway component with the name the chart gives its kind for gateway `name`."""
+    labels = obj["metadata"].get("labels") or {}
+    return labels.get(L.OPERATOR_COMPONENT) in L.KIND_BY_COMPONENT and obj["metadata"]["name"] == (
+        chart_object_names(name, labels.get(L.REVISION)).get(obj["kind"])
+    )
+
+
 def owned_objects(kube, name, namespace):
     """Objects in `namespace` that istioctl applied for this gateway's IstioOperator, under its current
     name or the legacy one (labels.owner_names) of a gateway installed by an earlier collection version.
 
-    One LIST per kind (objects with an owner label), filtered here: the legacy name is unique within
-    the namespace (it starts with it), so in `namespace` it names this gateway's IstioOperator.
+    One LIST per kind (objects with an owner label), filtered here. The legacy name (`ns-gw`) is also
+    what a hand-written IstioOperator may be called, holding other gateways too: under it, only the
+    chart's objects of this gateway count.
     """
-    names = L.owner_names(name, namespace)
+    current, legacy = L.iop_name(name, namespace), L.legacy_iop_name(name, namespace)
     found = []
     for api_version, kind in OWNED_KINDS:
-        found += [
-            obj
-            for obj in kube.list(api_version, kind, namespace, label_selector=L.OWNING_RESOURCE)
-            if (obj["metadata"].get("labels") or {}).get(L.OWNING_RESOURCE) in names
-        ]
+        for obj in kube.list(api_version, kind, namespace, label_selector=L.OWNING_RESOURCE):
+            owner = (obj["metadata"].get("labels") or {}).get(L.OWNING_RESOURCE)
+            if owner == current or (owner == legacy and is_chart_object(obj, name)):
+                found.append(obj)
     return found
 
 

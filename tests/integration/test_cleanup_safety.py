@@ -164,7 +164,7 @@ def created_namespace(kube, namespace_factory, prefix):
 
 def test_a_gateway_name_that_matches_nothing_deletes_nothing(ansible, kube, namespace_factory):
     ns = created_namespace(kube, namespace_factory, "typo")
-    args = {"name": "istio-ingressgatewya", "namespace": ns, "delete_namespace": True, "force": True}
+    args = {"name": "istio-ingressgatewya", "namespace": ns, "delete_namespace": True}
     result = ansible.module("gateway_cleanup", args)
     assert not result.get("failed") and result["changed"] is False and result["removed"] == [], result.get("msg")
     assert not result["namespace"]["deleted"] and "a typo?" in result["namespace"]["reason"]

@@ -190,13 +190,13 @@ def test_proxy_with_credentials_and_no_proxy_for_both_clients(
         assert again["changed"] and len(proxy.tunnels) == seen, "no_proxy was not honoured by both clients"
 
         # From the environment, as a shell or an execution environment sets it: the kubeconfig alone passes
-        # through to istioctl, which reads the same variables the Python client reads.
+        # through to istioctl, which reads the variables as Go does (a loopback server is never proxied), and
+        # the Python client reads them the same way: both go direct to the bed on 127.0.0.1.
         host, port = proxy.url.split("://")[1].split(":")
         env = {"HTTPS_PROXY": "http://%s@%s:%s" % (credentials, host, port), "NO_PROXY": ""}
         ok(ansible.module("gateway_info", {"namespace": namespace}, env=env))
         third = ok(ansible.module("istio_gateway", gateway(namespace, str(testbed.istioctl), replicas=1), env=env))
-        assert third["changed"] and len(proxy.authorized()) > seen + 1, proxy.tunnels[seen:]
-        assert proxy.refused() == [], proxy.refused()
+        assert third["changed"] and len(proxy.tunnels) == seen, proxy.tunnels[seen:]
 
 
 def _module_processes(marker):

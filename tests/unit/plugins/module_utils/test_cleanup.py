@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import cleanup
+from ansible_collections.istio_ops.gateways.plugins.module_utils import cleanup, inventory
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import Conflict, Forbidden
@@ -89,7 +89,7 @@ def test_purge_needs_the_exact_sentence():
 
 
 def test_chart_names_follow_the_gateway_chart():
-    assert cleanup.chart_object_names("gw", "default") == {
+    assert inventory.chart_object_names("gw", "default") == {
         "Deployment": "gw",
         "Service": "gw",
         "HorizontalPodAutoscaler": "gw",
@@ -99,7 +99,7 @@ def test_chart_names_follow_the_gateway_chart():
         "RoleBinding": "gw-sds",
         "NetworkPolicy": "gw",
     }
-    assert cleanup.chart_object_names("gw", "1-31")["NetworkPolicy"] == "gw-1-31"
+    assert inventory.chart_object_names("gw", "1-31")["NetworkPolicy"] == "gw-1-31"
 
 
 def test_ownership_selects_by_owner_and_component_either_way():
@@ -235,6 +235,8 @@ def decide(created=False, left=(), istiod=False, missing=False, unlisted=(), **f
         # A gateway name that matches nothing (a typo) deletes nothing, not even with force.
         ({"created": True, "missing": True}, (False, "nothing of gateway 'istio-ingressgateway' was found")),
         ({"missing": True, "force": True, "delete_namespace": True}, (False, "check name (a typo?)")),
+        # ...except a namespace this collection created, with force: an earlier run may have kept it.
+        ({"created": True, "missing": True, "force": True}, (True, "force: true")),
     ],
 )
 def test_namespace_decision(case, expected):
@@ -517,7 +519,7 @@ def test_leftovers_of_a_removed_deployment_are_limited_to_the_gateways_chart_obj
 
 @pytest.mark.parametrize("flags", [{}, {"delete_namespace": True}, {"force": True, "delete_namespace": True}])
 def test_a_gateway_name_that_matches_nothing_deletes_nothing_namespace_included(monkeypatch, flags):
-    kube = FakeKube([namespace("gw-ns", created=True)] + automatic("gw-ns"))
+    kube = FakeKube([namespace("gw-ns")] + automatic("gw-ns"))
     result, module = run(monkeypatch, kube, name="istio-ingressgatewya", namespace="gw-ns", **flags)
     assert not result["changed"] and result["removed"] == [] and not kube.writes
     assert not result["namespace"]["deleted"] and "a typo?" in result["namespace"]["reason"]
@@ -635,3 +637,13 @@ def test_a_namespace_recreated_before_its_delete_is_not_deleted(monkeypatch):
     with pytest.raises(Conflict, match="precondition"):
         run(monkeypatch, kube, name="gw", namespace="gw-ns")
     assert kube.has("v1", "Namespace", "gw-ns")
+
+
+def test_legacy_owner_name_counts_only_the_named_gateways_chart_objects():
+    """A hand-written IstioOperator called like the old scheme (edge-public) holding two gateways: under that
+    name only gateway public's chart objects are public's (istio_gateway would otherwise prune `internal`)."""
+    legacy = L.legacy_iop_name("public", "edge")
+    kube = FakeKube(chart_objects("public", "edge", owner(legacy)) + chart_objects("internal", "edge", owner(legacy)))
+    found = {(o["kind"], o["metadata"]["name"]) for o in inventory.owned_objects(kube, "public", "edge")}
+    assert found == {(o["kind"], o["metadata"]["name"]) for o in chart_objects("public", "edge", {})}
+    assert not any(name.startswith("internal") for _kind, name in found)

@@ -150,6 +150,12 @@ def test_proxy_from_the_environment_with_credentials(kubeconfig_file, monkeypatc
     monkeypatch.setenv("NO_PROXY", "cluster-a.example")
     cfg = build_configuration({"kubeconfig": kubeconfig_file, "api_key": "t"})
     assert connection.effective_proxy(cfg) is None
+    # As Go reads the environment: a loopback API server is never proxied from it (the kubeconfig alone then
+    # passes through to istioctl, which decides the same way).
+    monkeypatch.delenv("NO_PROXY")
+    for host in ("https://127.0.0.1:6443", "https://localhost:6443", "https://[::1]:6443"):
+        assert build_configuration({"kubeconfig": kubeconfig_file, "host": host}).proxy is None, host
+    assert connection.passes_through({"kubeconfig": kubeconfig_file})
 
 
 def test_proxy_header_environment_variables_are_part_of_the_spec():
@@ -164,12 +170,14 @@ def test_inline_kubeconfig_secrets_are_listed_and_never_in_errors():
     inline = kubeconfig_dict(token="inline-secret-token")
     inline["users"][0]["user"]["exec"] = {
         "apiVersion": "client.authentication.k8s.io/v1",
-        "command": "get-token",
+        "command": "aws",
+        "args": ["--region", "eu-west-1", "eks", "get-token", "--cluster-name", "prod"],
         "env": [{"name": "CLOUD_SECRET", "value": "exec-env-secret"}],
     }
+    inline["users"][0]["user"]["client-key-data"] = "a2V5LWRhdGE="
+    inline["clusters"][0]["cluster"]["proxy-url"] = "http://alice:proxy-s3cret@proxy.example:3128"
     secrets = connection.kubeconfig_secrets(inline)
-    assert {"inline-secret-token", "exec-env-secret"} <= secrets
-    assert not {"v1", "a", "get-token", "CLOUD_SECRET", "https://cluster-a.example:6443"} & secrets
+    assert secrets == {"inline-secret-token", "exec-env-secret", "a2V5LWRhdGE=", "proxy-s3cret"}
     with pytest.raises(ConfigError) as err:
         build_configuration({"kubeconfig": inline, "context": "nope"})
     assert "context: 'nope' is not a context of the inline kubeconfig" in err.value.message
