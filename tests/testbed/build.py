@@ -8,10 +8,16 @@ binaries of a group compile once:
   istio-MINOR   istioctl + pilot-discovery, one group per pinned Istio commit,
                 built in the istio.io/istio module itself, or in gomod/istio-MINOR
                 when the proxy lacks some of the commit's own dependencies
-A finished group leaves a stamp, so an interrupted build resumes where it stopped
-and a complete cache builds nothing.
+Each group has its own cache entry, keyed by what shapes its build (its packages,
+outputs, the pins it uses, the source of its ldflags/finish recipe, its gomod/ files),
+so changing or adding one group rebuilds only that group. A finished group leaves a
+stamp, so an interrupted build resumes where it stopped and a complete cache builds
+nothing. bin_dir() is a directory of links to every group's outputs, one per set of
+group keys, so the rest of the bed sees one bin/ as before.
 """
 
+import hashlib
+import inspect
 import json
 import os
 import re
@@ -22,9 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import GOMOD_DIR, K8S_GOMOD_DIR, bin_dir, cache_root, fmt_elapsed, istio_minor, load_versions, log
+from .common import GOMOD_DIR, K8S_GOMOD_DIR, TESTBED_DIR, cache_root, fmt_elapsed, istio_minor, load_versions, log
 
 HEARTBEAT_SECONDS = 30
+GO_BUILD_FLAGS = ["-trimpath", "-buildvcs=false"]
 
 
 def go_env():
@@ -121,7 +128,7 @@ def istio_ldflags(version, module_version):
 
 @dataclass
 class Group:
-    """One `go build` invocation and where its binaries land in bin/."""
+    """One `go build` invocation and where its binaries land in its bin/."""
 
     name: str
     workdir: Callable[[], Path]
@@ -129,6 +136,31 @@ class Group:
     ldflags: Callable[[], str]
     outputs: dict  # name `go build` gives the binary -> path under bin/
     finish: Callable[[Path], None] = lambda bindir: None
+    # What else shapes the binaries: the pins the group uses and the source of the
+    # functions that turn them into ldflags or extra files.
+    inputs: tuple = ()
+    gomod: Path | None = None  # a module under gomod/ whose files are part of the key
+
+    def key(self):
+        digest = hashlib.sha256()
+        parts = [self.name, *GO_BUILD_FLAGS, *self.packages, *map(repr, sorted(self.outputs.items())), *self.inputs]
+        for part in parts:
+            digest.update(part.encode() + b"\0")
+        if self.gomod:
+            for path in sorted(p for p in self.gomod.rglob("*") if p.is_file()):
+                digest.update(str(path.relative_to(TESTBED_DIR)).encode() + b"\0")
+                digest.update(path.read_bytes())
+        return f"{self.name}-{digest.hexdigest()[:12]}"
+
+    def dir(self):
+        return cache_root() / "groups" / self.key()
+
+    def done(self):
+        return (self.dir() / "done").exists()
+
+
+def source(*functions):
+    return tuple(inspect.getsource(f) for f in functions)
 
 
 # kwokctl's default stages (node initialize, node heartbeat with lease, pod
@@ -170,6 +202,8 @@ def build_groups(versions):
                 "kube-controller-manager": "kube-controller-manager",
                 "kube-scheduler": "kube-scheduler",
             },
+            inputs=(versions["KUBERNETES_VERSION"], versions["ETCD_VERSION"], *source(kube_ldflags)),
+            gomod=K8S_GOMOD_DIR,
         ),
         Group(
             "kwok",
@@ -178,6 +212,7 @@ def build_groups(versions):
             lambda: "",
             {"kwok": "kwok"},
             lambda bindir: copy_kwok_stages(versions, bindir),
+            inputs=(versions["KWOK_VERSION"], *KWOK_STAGES, *source(copy_kwok_stages)),
         ),
     ]
     for prefix in ("ISTIO", "ISTIO_CANARY"):
@@ -191,9 +226,32 @@ def build_groups(versions):
                 ["istio.io/istio/istioctl/cmd/istioctl", "istio.io/istio/pilot/cmd/pilot-discovery"],
                 lambda v=version, mv=module_version: istio_ldflags(v, mv),
                 {"istioctl": f"{sub}/istioctl", "pilot-discovery": f"{sub}/pilot-discovery"},
+                inputs=(version, module_version, *source(istio_ldflags)),
+                gomod=istio_gomod(version),
             )
         )
     return groups
+
+
+def bin_dir(versions=None, groups=None):
+    """The bed's bin/: links to every group's outputs, named after the set of group keys."""
+    groups = groups or build_groups(versions or load_versions())
+    digest = hashlib.sha256(" ".join(g.key() for g in groups).encode()).hexdigest()[:12]
+    return cache_root() / "bin" / digest
+
+
+def link_bin_dir(groups, bindir):
+    """(Re)create bindir as links to the files of each group's bin/."""
+    staging = bindir.with_name(bindir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    for group in groups:
+        group_bin = group.dir() / "bin"
+        for path in sorted(p for p in group_bin.rglob("*") if p.is_file()):
+            link = staging / path.relative_to(group_bin)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path)
+    shutil.rmtree(bindir, ignore_errors=True)
+    os.replace(staging, bindir)
 
 
 def run_with_heartbeat(cmd, cwd, logfile, label):
@@ -217,47 +275,49 @@ def run_with_heartbeat(cmd, cwd, logfile, label):
         raise SystemExit(f"building {label} failed (exit {proc.returncode}); last lines of {logfile}:\n{tail}")
 
 
-def build_group(group, key_dir, bindir):
-    name = group.name
-    stamp = key_dir / "done" / name
-    if stamp.exists():
+def build_group(group):
+    name, group_dir = group.name, group.dir()
+    if group.done():
         return
-    staging = key_dir / "staging" / name
-    shutil.rmtree(staging, ignore_errors=True)
+    bindir, staging = group_dir / "bin", group_dir / "staging"
+    for stale in (bindir, staging):
+        shutil.rmtree(stale, ignore_errors=True)
     staging.mkdir(parents=True)
-    (key_dir / "logs").mkdir(exist_ok=True)
-    log(f"building {name}: {', '.join(group.outputs.values())}")
+    log(f"building {name}: {', '.join(group.outputs.values())} (into {group_dir})")
     start = time.monotonic()
-    jobs = str(os.cpu_count() or 2)
-    ldflags = f"-s -w {group.ldflags()}".strip()
-    cmd = ["go", "build", "-v", "-p", jobs, "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", f"{staging}/"]
-    run_with_heartbeat([*cmd, *group.packages], group.workdir(), key_dir / "logs" / f"{name}.log", name)
+    if group.packages:
+        jobs = str(os.cpu_count() or 2)
+        ldflags = f"-s -w {group.ldflags()}".strip()
+        cmd = ["go", "build", "-v", "-p", jobs, *GO_BUILD_FLAGS, "-ldflags", ldflags, "-o", f"{staging}/"]
+        run_with_heartbeat([*cmd, *group.packages], group.workdir(), group_dir / "build.log", name)
     for built, target in group.outputs.items():
         (bindir / target).parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / built, bindir / target)
+    bindir.mkdir(exist_ok=True)
     group.finish(bindir)
     shutil.rmtree(staging)
-    stamp.parent.mkdir(exist_ok=True)
     elapsed = time.monotonic() - start
-    stamp.write_text(f"{elapsed:.0f}\n")
+    (group_dir / "done").write_text(f"{elapsed:.0f}\n")
     log(f"built {name} in {fmt_elapsed(elapsed)}")
 
 
 def ensure_built(versions=None):
     """Build whatever the cache lacks; return the bin dir. Builds nothing when complete."""
     versions = versions or load_versions()
-    bindir = bin_dir(versions)
-    key_dir = bindir.parent
     groups = build_groups(versions)
-    if all((key_dir / "done" / g.name).exists() for g in groups):
+    bindir = bin_dir(versions, groups)
+    missing = [g for g in groups if not g.done()]
+    if not missing:
+        if not bindir.is_dir():
+            link_bin_dir(groups, bindir)
         return bindir
     check_gomod_pins(versions)
     if shutil.which("go") is None:
         raise SystemExit("the test bed builds its binaries with Go; install Go >= 1.26")
-    bindir.mkdir(parents=True, exist_ok=True)
-    log(f"building test bed binaries into {bindir} (a cold build takes ~15 min on 2 cores)")
+    log(f"building test bed groups {', '.join(g.name for g in missing)} (a cold build of all takes ~30 min on 2 cores)")
     start = time.monotonic()
-    for group in groups:
-        build_group(group, key_dir, bindir)
-    log(f"all binaries built in {fmt_elapsed(time.monotonic() - start)}")
+    for group in missing:
+        build_group(group)
+    link_bin_dir(groups, bindir)
+    log(f"all binaries built in {fmt_elapsed(time.monotonic() - start)}; bin/ is {bindir}")
     return bindir

@@ -25,7 +25,7 @@ if not __package__:  # run as a script: import the package this file belongs to
     importlib.import_module(__package__)
 
 from . import build, cluster, istio, procs
-from .common import LOG_DIR, STATE_DIR, bin_dir, fmt_elapsed, istioctl_path, load_versions, log
+from .common import LOG_DIR, STATE_DIR, fmt_elapsed, istioctl_path, load_versions, log
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Testbed:
 def describe(versions=None):
     """The bed's paths and versions (whether or not it is up)."""
     versions = versions or load_versions()
-    bindir = bin_dir(versions)
+    bindir = build.bin_dir(versions)
     return Testbed(
         kubeconfig=cluster.KUBECONFIG,
         istioctl=istioctl_path(bindir, versions["ISTIO_VERSION"]),
