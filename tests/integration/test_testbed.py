@@ -1,5 +1,6 @@
 """Tests of the test bed itself: what the collection's integration tests rely on."""
 
+import json
 import subprocess
 import time
 import uuid
@@ -158,3 +159,30 @@ def test_rollout_restart_replaces_pods(api, namespace):
 
     after = wait_until("pods replaced", replaced)
     assert len(after) == 2 and not after & before
+
+
+def kubectl(testbed, *args, kubeconfig=None, stdin=None, timeout=120, check=True):
+    result = subprocess.run(
+        [str(testbed.kubectl), f"--kubeconfig={kubeconfig or testbed.kubeconfig}", *args],
+        input=stdin,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_kubectl_works_against_the_bed(testbed, api, namespace):
+    versions = json.loads(kubectl(testbed, "version", "-o", "json").stdout)
+    server = client.VersionApi(api).get_code().git_version
+    assert versions["clientVersion"]["gitVersion"] == server
+    assert versions["serverVersion"]["gitVersion"] == server
+
+    manifest = yaml.safe_dump(deployment("web", 2, {"app": "web"}))
+    kubectl(testbed, "apply", "-n", namespace, "-f", "-", stdin=manifest)
+    kubectl(testbed, "rollout", "status", "-n", namespace, "deployment/web", "--timeout=120s")
+    names = kubectl(testbed, "get", "pods", "-n", namespace, "-l", "app=web", "-o", "name").stdout.split()
+    assert len(names) == 2

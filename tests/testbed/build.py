@@ -2,7 +2,7 @@
 
 Four build groups, each one `go build` invocation so packages shared by the
 binaries of a group compile once:
-  kube          etcd, kube-apiserver, kube-controller-manager, kube-scheduler
+  kube          etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
                 (from gomod/k8s, which pins k8s.io/kubernetes and etcd)
   kwok          sigs.k8s.io/kwok/cmd/kwok, built in its own module
   istio-MINOR   istioctl + pilot-discovery, one group per pinned Istio commit,
@@ -193,6 +193,7 @@ def build_groups(versions):
                 "k8s.io/kubernetes/cmd/kube-apiserver",
                 "k8s.io/kubernetes/cmd/kube-controller-manager",
                 "k8s.io/kubernetes/cmd/kube-scheduler",
+                "k8s.io/kubernetes/cmd/kubectl",
             ],
             lambda: kube_ldflags(versions),
             # `go build` names the .../server/v3 main package "server".
@@ -201,6 +202,7 @@ def build_groups(versions):
                 "kube-apiserver": "kube-apiserver",
                 "kube-controller-manager": "kube-controller-manager",
                 "kube-scheduler": "kube-scheduler",
+                "kubectl": "kubectl",
             },
             inputs=(versions["KUBERNETES_VERSION"], versions["ETCD_VERSION"], *source(kube_ldflags)),
             gomod=K8S_GOMOD_DIR,

@@ -5,7 +5,7 @@ up      start etcd, kube-apiserver, controller-manager, scheduler, kwok with fak
         nodes, install the Istio control planes with istioctl and run istiod
         locally; reuses a bed that is already up and healthy
 down    stop exactly the processes `up` started and remove .testbed/ state
-env     print shell exports (KUBECONFIG, ISTIOCTL, ISTIOCTL_CANARY, ...)
+env     print shell exports (KUBECONFIG, ISTIOCTL, ISTIOCTL_CANARY, KUBECTL, ...)
 status  show the recorded processes and whether the bed is healthy
 """
 
@@ -39,6 +39,7 @@ class Testbed:
     default_version: str
     canary_version: str
     bin_dir: Path
+    kubectl: Path | None = None
 
 
 def describe(versions=None):
@@ -53,6 +54,7 @@ def describe(versions=None):
         default_version=versions["ISTIO_VERSION"],
         canary_version=versions["ISTIO_CANARY_VERSION"],
         bin_dir=bindir,
+        kubectl=bindir / "kubectl",
     )
 
 
@@ -156,6 +158,7 @@ def env():
     print(f"export ISTIOCTL={bed.istioctl}")
     print(f"export ISTIOCTL_CANARY={bed.istioctl_canary}")
     print(f"export TESTBED_CANARY_REVISION={bed.canary_revision}")
+    print(f"export KUBECTL={bed.kubectl}")
 
 
 def status():
