@@ -11,6 +11,8 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from tests.testbed import stages
+
 pytestmark = pytest.mark.integration
 
 SEED_OPERATOR = (Path(__file__).resolve().parents[1] / "testbed" / "seed-ingress-iop.yaml").read_text()
@@ -186,3 +188,72 @@ def test_kubectl_works_against_the_bed(testbed, api, namespace):
     kubectl(testbed, "rollout", "status", "-n", namespace, "deployment/web", "--timeout=120s")
     names = kubectl(testbed, "get", "pods", "-n", namespace, "-l", "app=web", "-o", "name").stdout.split()
     assert len(names) == 2
+
+
+FAIL = "testbed.istio-ops.io/fail"
+READY_AFTER = "testbed.istio-ops.io/ready-after"
+
+
+def annotated(manifest, annotations):
+    manifest["spec"]["template"]["metadata"]["annotations"] = annotations
+    return manifest
+
+
+def rollout_seconds(apps, namespace, manifest):
+    start = time.monotonic()
+    apps.create_namespaced_deployment(namespace, manifest)
+    wait_until("rollout", lambda: rolled_out(apps, namespace, manifest["metadata"]["name"]), interval=0.2)
+    return time.monotonic() - start
+
+
+def test_ready_after_annotation_delays_the_rollout(api, namespace):
+    apps = client.AppsV1Api(api)
+    seconds = rollout_seconds(apps, namespace, annotated(deployment("slow", 2, {"app": "slow"}), {READY_AFTER: "6s"}))
+    assert 6 <= seconds < 15
+
+
+def test_rollout_takes_the_configured_time(testbed, api, namespace):
+    """Delayed bed: between the configured bounds; instant bed: within about a second."""
+    apps = client.AppsV1Api(api)
+    seconds = rollout_seconds(apps, namespace, deployment("web", 3, {"app": "web"}))
+    if testbed.pod_ready == "delayed":
+        low, high = (ms / 1000 for ms in stages.parse_delay(testbed.pod_ready_delay))
+        assert low <= seconds < high + 5
+    else:
+        assert seconds < 3
+
+
+def test_pod_marked_notready_never_becomes_ready_and_the_rollout_times_out(testbed, api, namespace):
+    core = client.CoreV1Api(api)
+    manifest = yaml.safe_dump(annotated(deployment("bad", 1, {"app": "bad"}), {FAIL: "notready"}))
+    kubectl(testbed, "apply", "-n", namespace, "-f", "-", stdin=manifest)
+    result = kubectl(testbed, "rollout", "status", "-n", namespace, "deployment/bad", "--timeout=12s", check=False)
+    assert result.returncode != 0
+    assert "exceeded its progress deadline" in result.stderr or "timed out" in result.stderr
+    [pod] = core.list_namespaced_pod(namespace, label_selector="app=bad").items
+    assert pod.status.phase == "Running"
+    assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "False"
+    assert pod.status.container_statuses[0].state.running
+
+
+def test_pod_marked_crashloop_restarts_with_rising_count(api, namespace):
+    core = client.CoreV1Api(api)
+    pod = {
+        "metadata": {"name": "crash", "annotations": {FAIL: "crashloop"}},
+        "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]},
+    }
+    core.create_namespaced_pod(namespace, pod)
+
+    def restarts():
+        statuses = core.read_namespaced_pod("crash", namespace).status.container_statuses or []
+        return statuses[0].restart_count if statuses else 0
+
+    wait_until("a first restart", lambda: restarts() >= 1, timeout=30)
+    first = restarts()
+    wait_until("more restarts", lambda: restarts() > first + 1, timeout=30)
+    status = core.read_namespaced_pod("crash", namespace).status
+    container = status.container_statuses[0]
+    assert container.state.waiting.reason == "CrashLoopBackOff"
+    assert container.last_state.terminated.exit_code == 1
+    assert not container.ready
+    assert {c.type: c.status for c in status.conditions}["Ready"] == "False"

@@ -24,7 +24,7 @@ if not __package__:  # run as a script: import the package this file belongs to
     __package__ = "tests.testbed"
     importlib.import_module(__package__)
 
-from . import build, cluster, istio, procs
+from . import build, cluster, istio, procs, stages
 from .common import LOG_DIR, STATE_DIR, fmt_elapsed, istioctl_path, load_versions, log
 
 
@@ -40,12 +40,16 @@ class Testbed:
     canary_version: str
     bin_dir: Path
     kubectl: Path | None = None
+    pod_ready: str = "instant"  # kwok readiness: "instant" or "delayed" (TESTBED_POD_READY)
+    pod_ready_delay: str | None = None  # TESTBED_POD_READY_DELAY of a delayed bed, e.g. "2s-6s"
 
 
 def describe(versions=None):
     """The bed's paths and versions (whether or not it is up)."""
     versions = versions or load_versions()
     bindir = build.bin_dir(versions)
+    state = procs.load_state() or {}
+    mode, delay = state.get("pod_ready") or stages.settings()[0], state.get("pod_ready_delay")
     return Testbed(
         kubeconfig=cluster.KUBECONFIG,
         istioctl=istioctl_path(bindir, versions["ISTIO_VERSION"]),
@@ -55,6 +59,8 @@ def describe(versions=None):
         canary_version=versions["ISTIO_CANARY_VERSION"],
         bin_dir=bindir,
         kubectl=bindir / "kubectl",
+        pod_ready=mode,
+        pod_ready_delay=delay if mode == "delayed" else None,
     )
 
 
@@ -85,12 +91,24 @@ def up(user=None):
             _start()
         else:
             log("test bed already up and healthy; reusing it")
+            warn_settings_differ(procs.load_state())
             istio.repoint_webhooks(procs.load_state())
         if user:
             state = procs.load_state()
             state["users"] = [*state.get("users", []), user]
             state["owned_by_tests"] = state.get("owned_by_tests") or started
             procs.save_state(state)
+
+
+def warn_settings_differ(state):
+    """A reused bed keeps the pod readiness it was started with."""
+    mode, delay = stages.settings()
+    running = state.get("pod_ready"), state.get("pod_ready_delay")
+    if mode != running[0] or (mode == "delayed" and delay != running[1]):
+        log(
+            f"note: the running bed has TESTBED_POD_READY={running[0]} (delay {running[1]}); "
+            f"`make testbed-down` first to get {mode}" + (f" ({delay})" if mode == "delayed" else "")
+        )
 
 
 def release(user, keep=False):
@@ -159,6 +177,7 @@ def env():
     print(f"export ISTIOCTL_CANARY={bed.istioctl_canary}")
     print(f"export TESTBED_CANARY_REVISION={bed.canary_revision}")
     print(f"export KUBECTL={bed.kubectl}")
+    print(f"export TESTBED_POD_READY={bed.pod_ready}")
 
 
 def status():
