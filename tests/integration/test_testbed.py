@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from tests.testbed import stages
+from tests.testbed import slowapi, stages
 
 pytestmark = pytest.mark.integration
 
@@ -257,3 +257,35 @@ def test_pod_marked_crashloop_restarts_with_rising_count(api, namespace):
     assert container.last_state.terminated.exit_code == 1
     assert not container.ready
     assert {c.type: c.status for c in status.conditions}["Ready"] == "False"
+
+
+def request_seconds(api_client, count=5):
+    """Fastest of COUNT GET /version calls (one connection, kept alive)."""
+    version = client.VersionApi(api_client)
+    times = []
+    for _ in range(count):
+        start = time.monotonic()
+        version.get_code(_request_timeout=10)
+        times.append(time.monotonic() - start)
+    return min(times)
+
+
+def test_slow_kubeconfig_adds_the_latency_and_can_be_cut(testbed, api):
+    slow = config.new_client_from_config(str(testbed.kubeconfig_slow))
+    proxy = slowapi.Toxiproxy(testbed.toxiproxy_api, default_latency_ms=testbed.api_latency_ms)
+    assert request_seconds(slow) >= testbed.api_latency_ms / 1000
+    assert request_seconds(api) < testbed.api_latency_ms / 1000
+
+    with proxy.slowed(300):
+        assert request_seconds(slow, 2) >= 0.3
+    assert request_seconds(slow) < 0.3
+
+    with proxy.cut():
+        fresh = config.new_client_from_config(str(testbed.kubeconfig_slow))
+        fresh.configuration.retries = 0
+        with pytest.raises(Exception, match="(?i)refused|reset|max retries|connection"):
+            client.VersionApi(fresh).get_code(_request_timeout=5)
+        assert request_seconds(api, 1) < 1  # the direct path is untouched
+    reconnected = config.new_client_from_config(str(testbed.kubeconfig_slow))
+    assert request_seconds(reconnected, 1) >= testbed.api_latency_ms / 1000
+    assert set(proxy.toxics()) == {"latency"}

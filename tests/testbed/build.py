@@ -5,6 +5,7 @@ binaries of a group compile once:
   kube          etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
                 (from gomod/k8s, which pins k8s.io/kubernetes and etcd)
   kwok          sigs.k8s.io/kwok/cmd/kwok, built in its own module
+  toxiproxy     toxiproxy-server (github.com/Shopify/toxiproxy/v2), in its own module
   istio-MINOR   istioctl + pilot-discovery, one group per pinned Istio commit,
                 built in the istio.io/istio module itself, or in gomod/istio-MINOR
                 when the proxy lacks some of the commit's own dependencies
@@ -174,8 +175,16 @@ KWOK_STAGES = [
 ]
 
 
+def module_dir(module, version):
+    return Path(module_info(module, version)["Dir"])
+
+
 def kwok_dir(versions):
-    return Path(module_info("sigs.k8s.io/kwok", versions["KWOK_VERSION"])["Dir"])
+    return module_dir("sigs.k8s.io/kwok", versions["KWOK_VERSION"])
+
+
+def toxiproxy_ldflags(versions):
+    return f"-X github.com/Shopify/toxiproxy/v2.Version={versions['TOXIPROXY_VERSION'].lstrip('v')}"
 
 
 def copy_kwok_stages(versions, bindir):
@@ -217,6 +226,16 @@ def build_groups(versions):
             inputs=(versions["KWOK_VERSION"], *KWOK_STAGES, *source(copy_kwok_stages)),
         ),
     ]
+    groups.append(
+        Group(
+            "toxiproxy",
+            lambda: module_dir("github.com/Shopify/toxiproxy/v2", versions["TOXIPROXY_VERSION"]),
+            ["./cmd/server"],
+            lambda: toxiproxy_ldflags(versions),
+            {"server": "toxiproxy-server"},
+            inputs=(versions["TOXIPROXY_VERSION"], *source(toxiproxy_ldflags)),
+        )
+    )
     for prefix in ("ISTIO", "ISTIO_CANARY"):
         module_version = versions[f"{prefix}_MODULE"]
         version = versions[f"{prefix}_VERSION"]

@@ -24,7 +24,7 @@ if not __package__:  # run as a script: import the package this file belongs to
     __package__ = "tests.testbed"
     importlib.import_module(__package__)
 
-from . import build, cluster, istio, procs, stages
+from . import build, cluster, istio, procs, slowapi, stages
 from .common import LOG_DIR, STATE_DIR, fmt_elapsed, istioctl_path, load_versions, log
 
 
@@ -42,6 +42,9 @@ class Testbed:
     kubectl: Path | None = None
     pod_ready: str = "instant"  # kwok readiness: "instant" or "delayed" (TESTBED_POD_READY)
     pod_ready_delay: str | None = None  # TESTBED_POD_READY_DELAY of a delayed bed, e.g. "2s-6s"
+    kubeconfig_slow: Path | None = None  # the same admin, through toxiproxy
+    toxiproxy_api: str | None = None  # http://127.0.0.1:PORT of toxiproxy (None while down)
+    api_latency_ms: int | None = None  # default latency of kubeconfig_slow
 
 
 def describe(versions=None):
@@ -61,6 +64,9 @@ def describe(versions=None):
         kubectl=bindir / "kubectl",
         pod_ready=mode,
         pod_ready_delay=delay if mode == "delayed" else None,
+        kubeconfig_slow=slowapi.KUBECONFIG_SLOW,
+        toxiproxy_api=state.get("toxiproxy_api"),
+        api_latency_ms=state.get("api_latency_ms", slowapi.latency_setting()),
     )
 
 
@@ -91,8 +97,11 @@ def up(user=None):
             _start()
         else:
             log("test bed already up and healthy; reusing it")
-            warn_settings_differ(procs.load_state())
-            istio.repoint_webhooks(procs.load_state())
+            state = procs.load_state()
+            warn_settings_differ(state)
+            if state.get("toxiproxy_api"):
+                slowapi.client(state).reset()
+            istio.repoint_webhooks(state)
         if user:
             state = procs.load_state()
             state["users"] = [*state.get("users", []), user]
@@ -139,6 +148,7 @@ def _start():
     procs.save_state(state)
     try:
         cluster.up(state, bindir, versions["KUBERNETES_VERSION"])
+        slowapi.up(state, bindir)
         istio.up(state, versions, bindir)
     except BaseException:
         log(f"up failed; stopping what it started (logs stay in {LOG_DIR})")
@@ -178,6 +188,9 @@ def env():
     print(f"export TESTBED_CANARY_REVISION={bed.canary_revision}")
     print(f"export KUBECTL={bed.kubectl}")
     print(f"export TESTBED_POD_READY={bed.pod_ready}")
+    print(f"export KUBECONFIG_SLOW={bed.kubeconfig_slow}")
+    if bed.toxiproxy_api:
+        print(f"export TESTBED_TOXIPROXY_API={bed.toxiproxy_api}")
 
 
 def status():
