@@ -1,6 +1,7 @@
 """Tests of the test bed itself: what the collection's integration tests rely on."""
 
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -289,3 +290,32 @@ def test_slow_kubeconfig_adds_the_latency_and_can_be_cut(testbed, api):
     reconnected = config.new_client_from_config(str(testbed.kubeconfig_slow))
     assert request_seconds(reconnected, 1) >= testbed.api_latency_ms / 1000
     assert set(proxy.toxics()) == {"latency"}
+
+
+def test_helm_installs_the_gateway_chart_from_the_local_repository(testbed, api, namespace, tmp_path):
+    home = {f"HELM_{d}_HOME": str(tmp_path / d.lower()) for d in ("CACHE", "CONFIG", "DATA")}
+    env = dict(os.environ, **home, KUBECONFIG=str(testbed.kubeconfig))
+
+    def helm(*args):
+        result = subprocess.run(
+            [str(testbed.helm), *args], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    helm("repo", "add", "istio", testbed.chart_repo)
+    listed = helm("search", "repo", "istio/gateway", "--devel", "--versions", "-o", "json")
+    assert testbed.default_chart_version in {c["version"] for c in json.loads(listed)}
+    helm("install", "istio-ingress", "istio/gateway", "--version", testbed.default_chart_version, "-n", namespace)
+
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    wait_until("gateway ready", lambda: rolled_out(apps, namespace, "istio-ingress"))
+    pods = ready_pods(core, namespace, "app=istio-ingress")
+    assert pods
+    for pod in pods.values():
+        proxy = next(c for c in pod.spec.containers if c.name == "istio-proxy")
+        assert proxy.image.endswith(f"/proxyv2:{testbed.default_version}"), "not injected by the default revision"
+    [release] = json.loads(helm("list", "-n", namespace, "-o", "json"))
+    assert release["status"] == "deployed"
+    assert release["chart"] == f"gateway-{testbed.default_chart_version}"
+    assert release["app_version"] == testbed.default_version

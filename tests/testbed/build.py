@@ -6,6 +6,9 @@ binaries of a group compile once:
                 (from gomod/k8s, which pins k8s.io/kubernetes and etcd)
   kwok          sigs.k8s.io/kwok/cmd/kwok, built in its own module
   toxiproxy     toxiproxy-server (github.com/Shopify/toxiproxy/v2), in its own module
+  helm          helm (helm.sh/helm/v3), in its own module
+  istio-charts  no Go: the base and gateway charts of each pinned Istio commit,
+                `helm package`d into a chart repository (charts/, index.yaml)
   istio-MINOR   istioctl + pilot-discovery, one group per pinned Istio commit,
                 built in the istio.io/istio module itself, or in gomod/istio-MINOR
                 when the proxy lacks some of the commit's own dependencies
@@ -183,6 +186,47 @@ def kwok_dir(versions):
     return module_dir("sigs.k8s.io/kwok", versions["KWOK_VERSION"])
 
 
+def helm_ldflags(versions):
+    version = versions["HELM_VERSION"]
+    # As helm's Makefile: the k8s version `helm template` assumes is that of its client-go.
+    gomod = (module_dir("helm.sh/helm/v3", version) / "go.mod").read_text()
+    major, minor = "1", re.search(r"k8s.io/client-go v0\.(\d+)\.", gomod)[1]
+    flags = {
+        "internal/version.version": version,
+        "internal/version.gitTreeState": "clean",
+        "pkg/lint/rules.k8sVersionMajor": major,
+        "pkg/lint/rules.k8sVersionMinor": minor,
+        "pkg/chartutil.k8sVersionMajor": major,
+        "pkg/chartutil.k8sVersionMinor": minor,
+    }
+    return " ".join(f"-X helm.sh/helm/v3/{k}={v}" for k, v in flags.items())
+
+
+# Charts of each pinned Istio commit served by the bed's chart repository.
+ISTIO_CHARTS = ["base", "gateway"]
+
+
+def chart_version(version):
+    """'1.30-alpha.9739e10eb9d7' -> '1.30.0-alpha.9739e10eb9d7' (charts need full semver)."""
+    release, _, pre = version.partition("-")
+    return f"{release}.0" + (f"-{pre}" if pre else "")
+
+
+def package_istio_charts(helm, pins, repo):
+    """`helm package` the charts of each Istio commit's module, then `helm repo index`."""
+    repo.mkdir(parents=True, exist_ok=True)
+    home = repo.parent / "helm-home"
+    env = dict(go_env(), **{f"HELM_{d}_HOME": str(home / d.lower()) for d in ("CACHE", "CONFIG", "DATA")})
+    for version, module_version in pins:
+        charts = module_dir("istio.io/istio", module_version) / "manifests" / "charts"
+        for chart in ISTIO_CHARTS:
+            cmd = [str(helm), "package", str(charts / chart), "--destination", str(repo)]
+            cmd += ["--version", chart_version(version), "--app-version", version]
+            subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    subprocess.run([str(helm), "repo", "index", str(repo)], env=env, check=True, capture_output=True, text=True)
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def toxiproxy_ldflags(versions):
     return f"-X github.com/Shopify/toxiproxy/v2.Version={versions['TOXIPROXY_VERSION'].lstrip('v')}"
 
@@ -236,6 +280,15 @@ def build_groups(versions):
             inputs=(versions["TOXIPROXY_VERSION"], *source(toxiproxy_ldflags)),
         )
     )
+    helm = Group(
+        "helm",
+        lambda: module_dir("helm.sh/helm/v3", versions["HELM_VERSION"]),
+        ["./cmd/helm"],
+        lambda: helm_ldflags(versions),
+        {"helm": "helm"},
+        inputs=(versions["HELM_VERSION"], *source(helm_ldflags)),
+    )
+    groups.append(helm)
     for prefix in ("ISTIO", "ISTIO_CANARY"):
         module_version = versions[f"{prefix}_MODULE"]
         version = versions[f"{prefix}_VERSION"]
@@ -251,6 +304,18 @@ def build_groups(versions):
                 gomod=istio_gomod(version),
             )
         )
+    pins = [(versions[f"{p}_VERSION"], versions[f"{p}_MODULE"]) for p in ("ISTIO", "ISTIO_CANARY")]
+    groups.append(
+        Group(
+            "istio-charts",
+            lambda: cache_root(),
+            [],
+            lambda: "",
+            {},
+            lambda bindir: package_istio_charts(helm.dir() / "bin" / "helm", pins, bindir / "charts"),
+            inputs=(helm.key(), *(f"{v} {mv}" for v, mv in pins), *ISTIO_CHARTS, *source(package_istio_charts)),
+        )
+    )
     return groups
 
 
@@ -304,7 +369,7 @@ def build_group(group):
     for stale in (bindir, staging):
         shutil.rmtree(stale, ignore_errors=True)
     staging.mkdir(parents=True)
-    log(f"building {name}: {', '.join(group.outputs.values())} (into {group_dir})")
+    log(f"building {name}: {', '.join(group.outputs.values()) or 'files only'} (into {group_dir})")
     start = time.monotonic()
     if group.packages:
         jobs = str(os.cpu_count() or 2)

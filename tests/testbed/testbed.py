@@ -24,7 +24,7 @@ if not __package__:  # run as a script: import the package this file belongs to
     __package__ = "tests.testbed"
     importlib.import_module(__package__)
 
-from . import build, cluster, istio, procs, slowapi, stages
+from . import build, charts, cluster, istio, procs, slowapi, stages
 from .common import LOG_DIR, STATE_DIR, fmt_elapsed, istioctl_path, load_versions, log
 
 
@@ -45,6 +45,9 @@ class Testbed:
     kubeconfig_slow: Path | None = None  # the same admin, through toxiproxy
     toxiproxy_api: str | None = None  # http://127.0.0.1:PORT of toxiproxy (None while down)
     api_latency_ms: int | None = None  # default latency of kubeconfig_slow
+    helm: Path | None = None
+    chart_repo: str | None = None  # http://127.0.0.1:PORT, the Istio charts (None while down)
+    default_chart_version: str | None = None  # chart version of the default revision's Istio
 
 
 def describe(versions=None):
@@ -67,6 +70,9 @@ def describe(versions=None):
         kubeconfig_slow=slowapi.KUBECONFIG_SLOW,
         toxiproxy_api=state.get("toxiproxy_api"),
         api_latency_ms=state.get("api_latency_ms", slowapi.latency_setting()),
+        helm=bindir / "helm",
+        chart_repo=state.get("chart_repo"),
+        default_chart_version=build.chart_version(versions["ISTIO_VERSION"]),
     )
 
 
@@ -149,6 +155,7 @@ def _start():
     try:
         cluster.up(state, bindir, versions["KUBERNETES_VERSION"])
         slowapi.up(state, bindir)
+        charts.up(state, bindir)
         istio.up(state, versions, bindir)
     except BaseException:
         log(f"up failed; stopping what it started (logs stay in {LOG_DIR})")
@@ -191,6 +198,9 @@ def env():
     print(f"export KUBECONFIG_SLOW={bed.kubeconfig_slow}")
     if bed.toxiproxy_api:
         print(f"export TESTBED_TOXIPROXY_API={bed.toxiproxy_api}")
+    print(f"export HELM={bed.helm}")
+    if bed.chart_repo:
+        print(f"export TESTBED_CHART_REPO={bed.chart_repo}")
 
 
 def status():
