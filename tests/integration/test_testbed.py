@@ -126,14 +126,21 @@ def test_istioctl_installs_seed_gateway_with_injection(testbed, api, namespace, 
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
+    assert_injected_gateway_ready(
+        api, namespace, "istio-ingressgateway", "istio=ingressgateway", testbed.default_version
+    )
+
+
+def assert_injected_gateway_ready(api, namespace, name, selector, version):
+    """Deployment NAME rolls out; its Ready pods carry the istio-proxy VERSION injected."""
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
-    wait_until("gateway ready", lambda: rolled_out(apps, namespace, "istio-ingressgateway"))
-    pods = ready_pods(core, namespace, "istio=ingressgateway")
+    wait_until("gateway ready", lambda: rolled_out(apps, namespace, name))
+    pods = ready_pods(core, namespace, selector)
     assert pods
     for pod in pods.values():
         proxy = next(c for c in pod.spec.containers if c.name == "istio-proxy")
         assert proxy.image != "auto", "the injection webhook did not run"
-        assert proxy.image.endswith(f"/proxyv2:{testbed.default_version}")
+        assert proxy.image.endswith(f"/proxyv2:{version}")
 
 
 def test_rollout_restart_replaces_pods(api, namespace):
@@ -308,13 +315,7 @@ def test_helm_installs_the_gateway_chart_from_the_local_repository(testbed, api,
     assert testbed.default_chart_version in {c["version"] for c in json.loads(listed)}
     helm("install", "istio-ingress", "istio/gateway", "--version", testbed.default_chart_version, "-n", namespace)
 
-    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
-    wait_until("gateway ready", lambda: rolled_out(apps, namespace, "istio-ingress"))
-    pods = ready_pods(core, namespace, "app=istio-ingress")
-    assert pods
-    for pod in pods.values():
-        proxy = next(c for c in pod.spec.containers if c.name == "istio-proxy")
-        assert proxy.image.endswith(f"/proxyv2:{testbed.default_version}"), "not injected by the default revision"
+    assert_injected_gateway_ready(api, namespace, "istio-ingress", "app=istio-ingress", testbed.default_version)
     [release] = json.loads(helm("list", "-n", namespace, "-o", "json"))
     assert release["status"] == "deployed"
     assert release["chart"] == f"gateway-{testbed.default_chart_version}"

@@ -236,6 +236,19 @@ def copy_kwok_stages(versions, bindir):
     (bindir / "kwok-stages.yaml").write_text("\n---\n".join(docs))
 
 
+def own_module_group(name, module, version_key, package, output, ldflags, versions):
+    """One main package built in its own module at the pinned version."""
+    version = versions[version_key]
+    return Group(
+        name,
+        lambda: module_dir(module, version),
+        [package],
+        lambda: ldflags(versions),
+        {package.rsplit("/", 1)[-1]: output},
+        inputs=(version, *source(ldflags)),
+    )
+
+
 def build_groups(versions):
     groups = [
         Group(
@@ -270,24 +283,9 @@ def build_groups(versions):
             inputs=(versions["KWOK_VERSION"], *KWOK_STAGES, *source(copy_kwok_stages)),
         ),
     ]
-    groups.append(
-        Group(
-            "toxiproxy",
-            lambda: module_dir("github.com/Shopify/toxiproxy/v2", versions["TOXIPROXY_VERSION"]),
-            ["./cmd/server"],
-            lambda: toxiproxy_ldflags(versions),
-            {"server": "toxiproxy-server"},
-            inputs=(versions["TOXIPROXY_VERSION"], *source(toxiproxy_ldflags)),
-        )
-    )
-    helm = Group(
-        "helm",
-        lambda: module_dir("helm.sh/helm/v3", versions["HELM_VERSION"]),
-        ["./cmd/helm"],
-        lambda: helm_ldflags(versions),
-        {"helm": "helm"},
-        inputs=(versions["HELM_VERSION"], *source(helm_ldflags)),
-    )
+    toxiproxy = ("github.com/Shopify/toxiproxy/v2", "TOXIPROXY_VERSION", "./cmd/server", "toxiproxy-server")
+    groups.append(own_module_group("toxiproxy", *toxiproxy, toxiproxy_ldflags, versions))
+    helm = own_module_group("helm", "helm.sh/helm/v3", "HELM_VERSION", "./cmd/helm", "helm", helm_ldflags, versions)
     groups.append(helm)
     for prefix in ("ISTIO", "ISTIO_CANARY"):
         module_version = versions[f"{prefix}_MODULE"]

@@ -95,26 +95,30 @@ conditions:
 {{ end }}
 """
 
+# hostIP/hostIPs or podIP/podIPs from a list of addresses.
+IP_LIST = """\
+{{ with VAR }}
+FIELD: {{ index . 0 | Quote }}
+FIELDs:
+{{ range . }}
+- ip: {{ . | Quote }}
+{{ end }}
+{{ end }}
+"""
+
 # Addresses once: a later patch (crash loop) keeps them; a second podIPs entry is invalid.
-ADDRESSES = """\
+ADDRESSES = (
+    """\
 {{ if not .status.podIP }}
 {{ $hostIPs := NodeIPsWith .spec.nodeName }}
-{{ with $hostIPs }}
-hostIP: {{ index . 0 | Quote }}
-hostIPs:
-{{ range . }}
-- ip: {{ . | Quote }}
-{{ end }}
-{{ end }}
+"""
+    + IP_LIST.replace("VAR", "$hostIPs").replace("FIELD", "hostIP")
+    + """\
 {{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) \
 ( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
-{{ with $podIPs }}
-podIP: {{ index . 0 | Quote }}
-podIPs:
-{{ range . }}
-- ip: {{ . | Quote }}
-{{ end }}
-{{ end }}
+"""
+    + IP_LIST.replace("VAR", "$podIPs").replace("FIELD", "podIP")
+    + """\
 {{ end }}
 phase: Running
 {{ with .status.startTime }}
@@ -123,9 +127,18 @@ startTime: {{ . | Quote }}
 startTime: {{ $now | Quote }}
 {{ end }}
 """
+)
+
+STARTED = """\
+  started: true
+  state:
+    running:
+      startedAt: {{ $now | Quote }}
+"""
 
 # Init containers (and native sidecars, restartPolicy Always) as kwokctl's fast stage reports them.
-INIT_CONTAINERS = """\
+INIT_CONTAINERS = (
+    """\
 initContainerStatuses:
 {{ range .spec.initContainers }}
 - image: {{ .image | Quote }}
@@ -133,10 +146,9 @@ initContainerStatuses:
   ready: true
   restartCount: 0
   {{ if eq ( or .restartPolicy "" ) "Always" }}
-  started: true
-  state:
-    running:
-      startedAt: {{ $now | Quote }}
+"""
+    + STARTED
+    + """\
   {{ else }}
   state:
     terminated:
@@ -147,20 +159,20 @@ initContainerStatuses:
   {{ end }}
 {{ end }}
 """
+)
 
-RUNNING_CONTAINERS = """\
+RUNNING_CONTAINERS = (
+    """\
 containerStatuses:
 {{ range .spec.containers }}
 - image: {{ .image | Quote }}
   name: {{ .name | Quote }}
   ready: %(ready)s
   restartCount: 0
-  started: true
-  state:
-    running:
-      startedAt: {{ $now | Quote }}
-{{ end }}
 """
+    + STARTED
+    + "{{ end }}\n"
+)
 
 CRASHING_CONTAINERS = """\
 {{ $root := . }}
