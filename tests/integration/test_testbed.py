@@ -199,6 +199,16 @@ def test_kubectl_works_against_the_bed(testbed, api, namespace):
 
 
 FAIL = "testbed.istio-ops.io/fail"
+
+
+@pytest.fixture
+def local_bed(testbed):
+    """kwok stages, toxiproxy and the chart repository exist on the local bed only."""
+    if testbed.bin_dir is None:
+        pytest.skip("needs the local test bed (TESTBED_KUBECONFIG points elsewhere)")
+    return testbed
+
+
 READY_AFTER = "testbed.istio-ops.io/ready-after"
 
 
@@ -214,13 +224,13 @@ def rollout_seconds(apps, namespace, manifest):
     return time.monotonic() - start
 
 
-def test_ready_after_annotation_delays_the_rollout(api, namespace):
+def test_ready_after_annotation_delays_the_rollout(local_bed, api, namespace):
     apps = client.AppsV1Api(api)
     seconds = rollout_seconds(apps, namespace, annotated(deployment("slow", 2, {"app": "slow"}), {READY_AFTER: "6s"}))
     assert 6 <= seconds < 15
 
 
-def test_rollout_takes_the_configured_time(testbed, api, namespace):
+def test_rollout_takes_the_configured_time(local_bed, testbed, api, namespace):
     """Delayed bed: between the configured bounds; instant bed: within about a second."""
     apps = client.AppsV1Api(api)
     seconds = rollout_seconds(apps, namespace, deployment("web", 3, {"app": "web"}))
@@ -231,7 +241,7 @@ def test_rollout_takes_the_configured_time(testbed, api, namespace):
         assert seconds < 3
 
 
-def test_pod_marked_notready_never_becomes_ready_and_the_rollout_times_out(testbed, api, namespace):
+def test_pod_marked_notready_never_becomes_ready_and_the_rollout_times_out(local_bed, testbed, api, namespace):
     core = client.CoreV1Api(api)
     manifest = yaml.safe_dump(annotated(deployment("bad", 1, {"app": "bad"}), {FAIL: "notready"}))
     kubectl(testbed, "apply", "-n", namespace, "-f", "-", stdin=manifest)
@@ -244,7 +254,7 @@ def test_pod_marked_notready_never_becomes_ready_and_the_rollout_times_out(testb
     assert pod.status.container_statuses[0].state.running
 
 
-def test_pod_marked_crashloop_restarts_with_rising_count(api, namespace):
+def test_pod_marked_crashloop_restarts_with_rising_count(local_bed, api, namespace):
     core = client.CoreV1Api(api)
     pod = {
         "metadata": {"name": "crash", "annotations": {FAIL: "crashloop"}},
@@ -278,7 +288,7 @@ def request_seconds(api_client, count=5):
     return min(times)
 
 
-def test_slow_kubeconfig_adds_the_latency_and_can_be_cut(testbed, api):
+def test_slow_kubeconfig_adds_the_latency_and_can_be_cut(local_bed, testbed, api):
     slow = config.new_client_from_config(str(testbed.kubeconfig_slow))
     proxy = slowapi.Toxiproxy(testbed.toxiproxy_api, default_latency_ms=testbed.api_latency_ms)
     assert request_seconds(slow) >= testbed.api_latency_ms / 1000
@@ -299,7 +309,7 @@ def test_slow_kubeconfig_adds_the_latency_and_can_be_cut(testbed, api):
     assert set(proxy.toxics()) == {"latency"}
 
 
-def test_helm_installs_the_gateway_chart_from_the_local_repository(testbed, api, namespace, tmp_path):
+def test_helm_installs_the_gateway_chart_from_the_local_repository(local_bed, testbed, api, namespace, tmp_path):
     home = {f"HELM_{d}_HOME": str(tmp_path / d.lower()) for d in ("CACHE", "CONFIG", "DATA")}
     env = dict(os.environ, **home, KUBECONFIG=str(testbed.kubeconfig))
 
