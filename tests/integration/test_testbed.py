@@ -1,5 +1,7 @@
 """Tests of the test bed itself: what the collection's integration tests rely on."""
 
+import json
+import os
 import subprocess
 import time
 import uuid
@@ -9,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client, config
+
+from tests.testbed import slowapi, stages
 
 pytestmark = pytest.mark.integration
 
@@ -122,14 +126,21 @@ def test_istioctl_installs_seed_gateway_with_injection(testbed, api, namespace, 
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
+    assert_injected_gateway_ready(
+        api, namespace, "istio-ingressgateway", "istio=ingressgateway", testbed.default_version
+    )
+
+
+def assert_injected_gateway_ready(api, namespace, name, selector, version):
+    """Deployment NAME rolls out; its Ready pods carry the istio-proxy VERSION injected."""
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
-    wait_until("gateway ready", lambda: rolled_out(apps, namespace, "istio-ingressgateway"))
-    pods = ready_pods(core, namespace, "istio=ingressgateway")
+    wait_until("gateway ready", lambda: rolled_out(apps, namespace, name))
+    pods = ready_pods(core, namespace, selector)
     assert pods
     for pod in pods.values():
         proxy = next(c for c in pod.spec.containers if c.name == "istio-proxy")
         assert proxy.image != "auto", "the injection webhook did not run"
-        assert proxy.image.endswith(f"/proxyv2:{testbed.default_version}")
+        assert proxy.image.endswith(f"/proxyv2:{version}")
 
 
 def test_rollout_restart_replaces_pods(api, namespace):
@@ -158,3 +169,164 @@ def test_rollout_restart_replaces_pods(api, namespace):
 
     after = wait_until("pods replaced", replaced)
     assert len(after) == 2 and not after & before
+
+
+def kubectl(testbed, *args, kubeconfig=None, stdin=None, timeout=120, check=True):
+    result = subprocess.run(
+        [str(testbed.kubectl), f"--kubeconfig={kubeconfig or testbed.kubeconfig}", *args],
+        input=stdin,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_kubectl_works_against_the_bed(testbed, api, namespace):
+    versions = json.loads(kubectl(testbed, "version", "-o", "json").stdout)
+    server = client.VersionApi(api).get_code().git_version
+    assert versions["clientVersion"]["gitVersion"] == server
+    assert versions["serverVersion"]["gitVersion"] == server
+
+    manifest = yaml.safe_dump(deployment("web", 2, {"app": "web"}))
+    kubectl(testbed, "apply", "-n", namespace, "-f", "-", stdin=manifest)
+    kubectl(testbed, "rollout", "status", "-n", namespace, "deployment/web", "--timeout=120s")
+    names = kubectl(testbed, "get", "pods", "-n", namespace, "-l", "app=web", "-o", "name").stdout.split()
+    assert len(names) == 2
+
+
+FAIL = "testbed.istio-ops.io/fail"
+
+
+@pytest.fixture
+def local_bed(testbed):
+    """kwok stages, toxiproxy and the chart repository exist on the local bed only."""
+    if testbed.bin_dir is None:
+        pytest.skip("needs the local test bed (TESTBED_KUBECONFIG points elsewhere)")
+    return testbed
+
+
+READY_AFTER = "testbed.istio-ops.io/ready-after"
+
+
+def annotated(manifest, annotations):
+    manifest["spec"]["template"]["metadata"]["annotations"] = annotations
+    return manifest
+
+
+def rollout_seconds(apps, namespace, manifest):
+    start = time.monotonic()
+    apps.create_namespaced_deployment(namespace, manifest)
+    wait_until("rollout", lambda: rolled_out(apps, namespace, manifest["metadata"]["name"]), interval=0.2)
+    return time.monotonic() - start
+
+
+def test_ready_after_annotation_delays_the_rollout(local_bed, api, namespace):
+    apps = client.AppsV1Api(api)
+    seconds = rollout_seconds(apps, namespace, annotated(deployment("slow", 2, {"app": "slow"}), {READY_AFTER: "6s"}))
+    assert 6 <= seconds < 15
+
+
+def test_rollout_takes_the_configured_time(local_bed, testbed, api, namespace):
+    """Delayed bed: between the configured bounds; instant bed: within about a second."""
+    apps = client.AppsV1Api(api)
+    seconds = rollout_seconds(apps, namespace, deployment("web", 3, {"app": "web"}))
+    if testbed.pod_ready == "delayed":
+        low, high = (ms / 1000 for ms in stages.parse_delay(testbed.pod_ready_delay))
+        assert low <= seconds < high + 5
+    else:
+        assert seconds < 3
+
+
+def test_pod_marked_notready_never_becomes_ready_and_the_rollout_times_out(local_bed, testbed, api, namespace):
+    core = client.CoreV1Api(api)
+    manifest = yaml.safe_dump(annotated(deployment("bad", 1, {"app": "bad"}), {FAIL: "notready"}))
+    kubectl(testbed, "apply", "-n", namespace, "-f", "-", stdin=manifest)
+    result = kubectl(testbed, "rollout", "status", "-n", namespace, "deployment/bad", "--timeout=12s", check=False)
+    assert result.returncode != 0
+    assert "exceeded its progress deadline" in result.stderr or "timed out" in result.stderr
+    [pod] = core.list_namespaced_pod(namespace, label_selector="app=bad").items
+    assert pod.status.phase == "Running"
+    assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "False"
+    assert pod.status.container_statuses[0].state.running
+
+
+def test_pod_marked_crashloop_restarts_with_rising_count(local_bed, api, namespace):
+    core = client.CoreV1Api(api)
+    pod = {
+        "metadata": {"name": "crash", "annotations": {FAIL: "crashloop"}},
+        "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]},
+    }
+    core.create_namespaced_pod(namespace, pod)
+
+    def restarts():
+        statuses = core.read_namespaced_pod("crash", namespace).status.container_statuses or []
+        return statuses[0].restart_count if statuses else 0
+
+    wait_until("a first restart", lambda: restarts() >= 1, timeout=30)
+    first = restarts()
+    wait_until("more restarts", lambda: restarts() > first + 1, timeout=30)
+    status = core.read_namespaced_pod("crash", namespace).status
+    container = status.container_statuses[0]
+    assert container.state.waiting.reason == "CrashLoopBackOff"
+    assert container.last_state.terminated.exit_code == 1
+    assert not container.ready
+    assert {c.type: c.status for c in status.conditions}["Ready"] == "False"
+
+
+def request_seconds(api_client, count=5):
+    """Fastest of COUNT GET /version calls (one connection, kept alive)."""
+    version = client.VersionApi(api_client)
+    times = []
+    for _ in range(count):
+        start = time.monotonic()
+        version.get_code(_request_timeout=10)
+        times.append(time.monotonic() - start)
+    return min(times)
+
+
+def test_slow_kubeconfig_adds_the_latency_and_can_be_cut(local_bed, testbed, api):
+    slow = config.new_client_from_config(str(testbed.kubeconfig_slow))
+    proxy = slowapi.Toxiproxy(testbed.toxiproxy_api, default_latency_ms=testbed.api_latency_ms)
+    assert request_seconds(slow) >= testbed.api_latency_ms / 1000
+    assert request_seconds(api) < testbed.api_latency_ms / 1000
+
+    with proxy.slowed(300):
+        assert request_seconds(slow, 2) >= 0.3
+    assert request_seconds(slow) < 0.3
+
+    with proxy.cut():
+        fresh = config.new_client_from_config(str(testbed.kubeconfig_slow))
+        fresh.configuration.retries = 0
+        with pytest.raises(Exception, match="(?i)refused|reset|max retries|connection"):
+            client.VersionApi(fresh).get_code(_request_timeout=5)
+        assert request_seconds(api, 1) < 1  # the direct path is untouched
+    reconnected = config.new_client_from_config(str(testbed.kubeconfig_slow))
+    assert request_seconds(reconnected, 1) >= testbed.api_latency_ms / 1000
+    assert set(proxy.toxics()) == {"latency"}
+
+
+def test_helm_installs_the_gateway_chart_from_the_local_repository(local_bed, testbed, api, namespace, tmp_path):
+    home = {f"HELM_{d}_HOME": str(tmp_path / d.lower()) for d in ("CACHE", "CONFIG", "DATA")}
+    env = dict(os.environ, **home, KUBECONFIG=str(testbed.kubeconfig))
+
+    def helm(*args):
+        result = subprocess.run(
+            [str(testbed.helm), *args], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    helm("repo", "add", "istio", testbed.chart_repo)
+    listed = helm("search", "repo", "istio/gateway", "--devel", "--versions", "-o", "json")
+    assert testbed.default_chart_version in {c["version"] for c in json.loads(listed)}
+    helm("install", "istio-ingress", "istio/gateway", "--version", testbed.default_chart_version, "-n", namespace)
+
+    assert_injected_gateway_ready(api, namespace, "istio-ingress", "app=istio-ingress", testbed.default_version)
+    [release] = json.loads(helm("list", "-n", namespace, "-o", "json"))
+    assert release["status"] == "deployed"
+    assert release["chart"] == f"gateway-{testbed.default_chart_version}"
+    assert release["app_version"] == testbed.default_version

@@ -3,7 +3,7 @@ kube-scheduler and kwok with fake nodes, all on 127.0.0.1."""
 
 import yaml
 
-from . import pki, procs
+from . import pki, procs, stages
 from .common import STATE_DIR
 
 SERVICE_CIDR = "10.96.0.0/16"
@@ -13,6 +13,7 @@ NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 NODE_LEASE_SECONDS = 40
 PKI_DIR = STATE_DIR / "pki"
 KUBECONFIG = STATE_DIR / "kubeconfig"
+KWOK_STAGES = STATE_DIR / "kwok-stages.yaml"
 
 
 def write_kubeconfig(path, server, ca, cert=None, key=None, token=None):
@@ -160,13 +161,14 @@ def start_controllers(state, bindir, server):
         ],
     )
     kwok = component_kubeconfig(server, "kwok")
+    stages.write_stages(bindir, KWOK_STAGES, state["pod_ready"], state["pod_ready_delay"])
     procs.start(
         state,
         "kwok",
         [
             str(bindir / "kwok"),
             f"--kubeconfig={kwok}",
-            f"--config={bindir / 'kwok-stages.yaml'}",
+            f"--config={KWOK_STAGES}",
             f"--manage-nodes-with-annotation-selector={'='.join(NODE_ANNOTATION)}",
             # The heartbeat stage updates node status only every ~10 min and counts on Leases
             # (kwokctl's default; a bare kwok leaves them off). Without them the node lifecycle
@@ -249,6 +251,7 @@ def up(state, bindir, kubernetes_version):
     from kubernetes import client
 
     etcd_port, peer_port, api_port = procs.free_ports(3)
+    state["pod_ready"], state["pod_ready_delay"] = stages.settings()
     generate_pki()
     etcd_url = start_etcd(state, bindir, etcd_port, peer_port)
     server = start_apiserver(state, bindir, etcd_url, api_port)

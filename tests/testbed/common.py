@@ -1,6 +1,5 @@
 """Paths, pinned versions and small helpers shared by the test bed modules."""
 
-import hashlib
 import os
 import sys
 import time
@@ -26,25 +25,9 @@ def load_versions(path=VERSIONS_FILE):
     return versions
 
 
-def cache_key(versions):
-    """Key of the binary cache: pinned versions plus everything that shapes the build."""
-    digest = hashlib.sha256()
-    inputs = [VERSIONS_FILE, TESTBED_DIR / "build.py"]
-    inputs += sorted(p for p in GOMOD_DIR.rglob("*") if p.is_file())
-    for path in inputs:
-        digest.update(str(path.relative_to(TESTBED_DIR)).encode())
-        digest.update(path.read_bytes())
-    return f"k8s-{versions['KUBERNETES_VERSION']}-{digest.hexdigest()[:12]}"
-
-
 def cache_root():
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "istio-ops-testbed"
-
-
-def bin_dir(versions=None):
-    versions = versions or load_versions()
-    return cache_root() / cache_key(versions) / "bin"
 
 
 def istio_minor(version):

@@ -48,13 +48,14 @@ def external_testbed(kubeconfig):
         default_version=_client_version(istioctl),
         canary_version=_client_version(canary),
         bin_dir=None,
+        kubectl=Path(os.environ.get("KUBECTL") or shutil.which("kubectl") or "kubectl"),
     )
 
 
 @pytest.fixture(scope="session")
 def testbed():
     """The bed: kubeconfig, istioctl, istioctl_canary, canary_revision, default_version,
-    canary_version, bin_dir (see tests/testbed/README.md)."""
+    canary_version, bin_dir, kubectl, ... (see tests/testbed/README.md)."""
     external = os.environ.get("TESTBED_KUBECONFIG")
     if external:
         yield external_testbed(external)

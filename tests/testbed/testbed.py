@@ -5,7 +5,7 @@ up      start etcd, kube-apiserver, controller-manager, scheduler, kwok with fak
         nodes, install the Istio control planes with istioctl and run istiod
         locally; reuses a bed that is already up and healthy
 down    stop exactly the processes `up` started and remove .testbed/ state
-env     print shell exports (KUBECONFIG, ISTIOCTL, ISTIOCTL_CANARY, ...)
+env     print shell exports (KUBECONFIG, ISTIOCTL, ISTIOCTL_CANARY, KUBECTL, ...)
 status  show the recorded processes and whether the bed is healthy
 """
 
@@ -24,8 +24,8 @@ if not __package__:  # run as a script: import the package this file belongs to
     __package__ = "tests.testbed"
     importlib.import_module(__package__)
 
-from . import build, cluster, istio, procs
-from .common import LOG_DIR, STATE_DIR, bin_dir, fmt_elapsed, istioctl_path, load_versions, log
+from . import build, charts, cluster, istio, procs, slowapi, stages
+from .common import LOG_DIR, STATE_DIR, fmt_elapsed, istioctl_path, load_versions, log
 
 
 @dataclass
@@ -39,12 +39,23 @@ class Testbed:
     default_version: str
     canary_version: str
     bin_dir: Path
+    kubectl: Path | None = None
+    pod_ready: str = "instant"  # kwok readiness: "instant" or "delayed" (TESTBED_POD_READY)
+    pod_ready_delay: str | None = None  # TESTBED_POD_READY_DELAY of a delayed bed, e.g. "2s-6s"
+    kubeconfig_slow: Path | None = None  # the same admin, through toxiproxy
+    toxiproxy_api: str | None = None  # http://127.0.0.1:PORT of toxiproxy (None while down)
+    api_latency_ms: int | None = None  # default latency of kubeconfig_slow
+    helm: Path | None = None
+    chart_repo: str | None = None  # http://127.0.0.1:PORT, the Istio charts (None while down)
+    default_chart_version: str | None = None  # chart version of the default revision's Istio
 
 
 def describe(versions=None):
     """The bed's paths and versions (whether or not it is up)."""
     versions = versions or load_versions()
-    bindir = bin_dir(versions)
+    bindir = build.bin_dir(versions)
+    state = procs.load_state() or {}
+    mode, delay = state.get("pod_ready") or stages.settings()[0], state.get("pod_ready_delay")
     return Testbed(
         kubeconfig=cluster.KUBECONFIG,
         istioctl=istioctl_path(bindir, versions["ISTIO_VERSION"]),
@@ -53,6 +64,15 @@ def describe(versions=None):
         default_version=versions["ISTIO_VERSION"],
         canary_version=versions["ISTIO_CANARY_VERSION"],
         bin_dir=bindir,
+        kubectl=bindir / "kubectl",
+        pod_ready=mode,
+        pod_ready_delay=delay if mode == "delayed" else None,
+        kubeconfig_slow=slowapi.KUBECONFIG_SLOW,
+        toxiproxy_api=state.get("toxiproxy_api"),
+        api_latency_ms=state.get("api_latency_ms", slowapi.latency_setting()),
+        helm=bindir / "helm",
+        chart_repo=state.get("chart_repo"),
+        default_chart_version=build.chart_version(versions["ISTIO_VERSION"]),
     )
 
 
@@ -83,12 +103,27 @@ def up(user=None):
             _start()
         else:
             log("test bed already up and healthy; reusing it")
-            istio.repoint_webhooks(procs.load_state())
+            state = procs.load_state()
+            warn_settings_differ(state)
+            if state.get("toxiproxy_api"):
+                slowapi.client(state).reset()
+            istio.repoint_webhooks(state)
         if user:
             state = procs.load_state()
             state["users"] = [*state.get("users", []), user]
             state["owned_by_tests"] = state.get("owned_by_tests") or started
             procs.save_state(state)
+
+
+def warn_settings_differ(state):
+    """A reused bed keeps the pod readiness it was started with."""
+    mode, delay = stages.settings()
+    running = state.get("pod_ready"), state.get("pod_ready_delay")
+    if mode != running[0] or (mode == "delayed" and delay != running[1]):
+        log(
+            f"note: the running bed has TESTBED_POD_READY={running[0]} (delay {running[1]}); "
+            f"`make testbed-down` first to get {mode}" + (f" ({delay})" if mode == "delayed" else "")
+        )
 
 
 def release(user, keep=False):
@@ -119,6 +154,8 @@ def _start():
     procs.save_state(state)
     try:
         cluster.up(state, bindir, versions["KUBERNETES_VERSION"])
+        slowapi.up(state, bindir)
+        charts.up(state, bindir)
         istio.up(state, versions, bindir)
     except BaseException:
         log(f"up failed; stopping what it started (logs stay in {LOG_DIR})")
@@ -156,6 +193,14 @@ def env():
     print(f"export ISTIOCTL={bed.istioctl}")
     print(f"export ISTIOCTL_CANARY={bed.istioctl_canary}")
     print(f"export TESTBED_CANARY_REVISION={bed.canary_revision}")
+    print(f"export KUBECTL={bed.kubectl}")
+    print(f"export TESTBED_POD_READY={bed.pod_ready}")
+    print(f"export KUBECONFIG_SLOW={bed.kubeconfig_slow}")
+    if bed.toxiproxy_api:
+        print(f"export TESTBED_TOXIPROXY_API={bed.toxiproxy_api}")
+    print(f"export HELM={bed.helm}")
+    if bed.chart_repo:
+        print(f"export TESTBED_CHART_REPO={bed.chart_repo}")
 
 
 def status():
