@@ -281,7 +281,7 @@ def request_seconds(api_client, count=5):
     """Fastest of COUNT GET /version calls (one connection, kept alive)."""
     version = client.VersionApi(api_client)
     times = []
-    for _ in range(count):
+    for _attempt in range(count):
         start = time.monotonic()
         version.get_code(_request_timeout=10)
         times.append(time.monotonic() - start)

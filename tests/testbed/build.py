@@ -208,7 +208,7 @@ ISTIO_CHARTS = ["base", "gateway"]
 
 def chart_version(version):
     """'1.30-alpha.9739e10eb9d7' -> '1.30.0-alpha.9739e10eb9d7' (charts need full semver)."""
-    release, _, pre = version.partition("-")
+    release, _sep, pre = version.partition("-")
     return f"{release}.0" + (f"-{pre}" if pre else "")
 
 
@@ -306,7 +306,7 @@ def build_groups(versions):
     groups.append(
         Group(
             "istio-charts",
-            lambda: cache_root(),
+            cache_root,
             [],
             lambda: "",
             {},

@@ -44,7 +44,7 @@ def parse_delay(text):
             raise SystemExit(f"TESTBED_POD_READY_DELAY: cannot parse {text!r} (e.g. 2s-6s, 3s, 500ms)")
         return int(float(match[1]) * (1 if match[2] == "ms" else 1000))
 
-    low, _, high = text.partition("-")
+    low, _sep, high = text.partition("-")
     low_ms = ms(low)
     high_ms = ms(high) if high else low_ms
     if high_ms < low_ms:
