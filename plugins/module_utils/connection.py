@@ -247,9 +247,8 @@ def build_configuration(params):
     params = normalise(params)
     if params.get("host"):
         check_host(params["host"])
-    for option in ("ca_cert",):
-        if params.get(option):
-            check_ca(option, params[option])
+    if params.get("ca_cert"):
+        check_ca("ca_cert", params["ca_cert"])
     check_client_pair("client_cert", params.get("client_cert"), "client_key", params.get("client_key"))
     cfg = k8s_client.Configuration()
     kubeconfig = params.get("kubeconfig")
