@@ -163,11 +163,6 @@ class Bed:
             time.sleep(10)
             return func(1)
 
-    def repoint_webhooks(self):
-        # `up` on a running bed only re-points webhooks at the local istiods; the seed's istioctl installs
-        # (no operatorManageWebhooks) re-apply the default revision-tag webhooks, which other users need.
-        subprocess.run([sys.executable, "-m", "tests.testbed.testbed", "up"], cwd=ROOT, check=True)
-
     # -- API server counters ------------------------------------------------------------------------
     def counters(self):
         """apiserver_request_total summed by (verb, resource, subresource, dry_run)."""
@@ -362,7 +357,6 @@ def bench_first_install(bed, run_id, reps, tmp):
                     module_own.append(own)
     finally:
         bed.delete_namespaces(namespaces)
-        bed.repoint_webhooks()
     return {
         "module": summary(samples["module"]),
         "module_own": summary(module_own),
@@ -467,7 +461,6 @@ def bench_converged(bed, run_id, reps, tmp, cprofile=None, baseline=None):
             bed.probe("istio_gateway", gateway_args, cprofile=cprofile)
     finally:
         bed.delete_namespaces([ns_module, ns_seed])
-        bed.repoint_webhooks()
 
     out = {
         "seconds": {name: summary(values) for name, values in seconds.items() if name != "idle"},

@@ -330,3 +330,62 @@ def test_helm_installs_the_gateway_chart_from_the_local_repository(local_bed, te
     assert release["status"] == "deployed"
     assert release["chart"] == f"gateway-{testbed.default_chart_version}"
     assert release["app_version"] == testbed.default_version
+
+
+def istioctl(testbed, binary, *args):
+    result = subprocess.run(
+        [str(binary), *args, f"--kubeconfig={testbed.kubeconfig}"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def proxy_versions(core, namespace, selector):
+    """Versions of the istio-proxy the Ready pods got (a native sidecar, i.e. an init container, on k8s 1.35)."""
+    pods = ready_pods(core, namespace, selector).values()
+    containers = [c for p in pods for c in [*(p.spec.init_containers or []), *p.spec.containers]]
+    images = [c.image for c in containers if c.name == "istio-proxy"]
+    return {image.rsplit(":", 1)[-1] for image in images} if len(images) == len(pods) else {"(not injected)"}
+
+
+def test_a_pod_labelled_with_a_tag_is_injected_by_the_revision_the_tag_points_at(testbed, api, namespace):
+    """The tag's webhook names the istiod Service; the API server reaches it as on a real cluster."""
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    tag = f"tag-{uuid.uuid4().hex[:8]}"
+    istioctl(testbed, testbed.istioctl, "tag", "set", tag, "--revision", "default", "-y")
+    try:
+        labels = {"app": "web", "istio.io/rev": tag}
+        apps.create_namespaced_deployment(namespace, deployment("web", 1, labels))
+        wait_until(
+            "web on the default revision",
+            lambda: proxy_versions(core, namespace, "app=web") == {testbed.default_version},
+        )
+
+        istioctl(
+            testbed,
+            testbed.istioctl_canary,
+            "tag",
+            "set",
+            tag,
+            "--revision",
+            testbed.canary_revision,
+            "--overwrite",
+            "-y",
+        )
+        restarted = {"kubectl.kubernetes.io/restartedAt": datetime.now(timezone.utc).isoformat()}
+        apps.patch_namespaced_deployment(
+            "web", namespace, {"spec": {"template": {"metadata": {"annotations": restarted}}}}
+        )
+        wait_until(
+            f"web restarted onto {testbed.canary_revision}",
+            lambda: (
+                rolled_out(apps, namespace, "web")
+                and proxy_versions(core, namespace, "app=web") == {testbed.canary_version}
+            ),
+        )
+    finally:
+        istioctl(testbed, testbed.istioctl_canary, "tag", "remove", tag, "-y")

@@ -6,7 +6,7 @@
   is ready. The bed lock (testbed.locked) is held meanwhile, so that a concurrent `testbed up` (the
   pytest fixture of another session) waits instead of finding the bed unhealthy and rebuilding it.
 * `istiod_stopped(revision)`: the istiod process of a revision is stopped for the body of a `with`
-  and started again after it, on the same ports, so the webhooks need no re-pointing.
+  and started again after it, on the same ports, so the cluster network (clusternet.py) reaches it again.
 * `istioctl_killer`: a binary_path wrapper that runs the real istioctl and SIGKILLs `install` after
   N seconds; `istioctl_recorder`: one that records the mode and existence of every file istioctl is
   given (--kubeconfig, -f), for the temporary-file checks.

@@ -3,7 +3,7 @@ kube-scheduler and kwok with fake nodes, all on 127.0.0.1."""
 
 import yaml
 
-from . import pki, procs, stages
+from . import clusternet, pki, procs, stages
 from .common import STATE_DIR
 
 SERVICE_CIDR = "10.96.0.0/16"
@@ -83,7 +83,7 @@ def start_etcd(state, bindir, client_port, peer_port):
     return url
 
 
-def start_apiserver(state, bindir, etcd_url, port):
+def start_apiserver(state, bindir, etcd_url, port, egress_config):
     p = PKI_DIR
     procs.start(
         state,
@@ -106,6 +106,8 @@ def start_apiserver(state, bindir, etcd_url, port):
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
             "--profiling=false",
+            # Webhook and aggregated-API traffic goes through the bed's cluster network (clusternet.py).
+            f"--egress-selector-config-file={egress_config}",
         ],
     )
     server = f"https://127.0.0.1:{port}"
@@ -254,7 +256,9 @@ def up(state, bindir, kubernetes_version):
     state["pod_ready"], state["pod_ready_delay"] = stages.settings()
     generate_pki()
     etcd_url = start_etcd(state, bindir, etcd_port, peer_port)
-    server = start_apiserver(state, bindir, etcd_url, api_port)
+    server = f"https://127.0.0.1:{api_port}"
+    egress_config = clusternet.up(state, server, PKI_DIR / "ca.crt", PKI_DIR / "admin.crt", PKI_DIR / "admin.key")
+    start_apiserver(state, bindir, etcd_url, api_port, egress_config)
     write_kubeconfig(KUBECONFIG, server, PKI_DIR / "ca.crt", PKI_DIR / "admin.crt", PKI_DIR / "admin.key")
     state["server"] = server
     procs.save_state(state)

@@ -2,26 +2,24 @@
 istiod run as a local process per revision so sidecar injection and config
 validation really happen.
 
-On kwok the istiod Deployment's pods turn Ready but run nothing, so the webhooks
-istioctl creates would point at a Service nobody serves. The bed therefore runs
-the pilot-discovery binary of the same Istio commit on 127.0.0.1 (as the istiod
-ServiceAccount, with the same env as the Deployment) and rewrites each webhook's
-clientConfig from `service:` to `url: https://127.0.0.1:PORT/<same path>` with the
-bed's webhook CA. istiod's own cert patchers only rewrite caBundle (and the
-validator's failurePolicy), and they patch in the CA given by --caCertFile, which
-is that same CA, so they keep the URL form intact.
+On kwok the istiod Deployment's pods turn Ready but run nothing. The bed therefore
+runs the pilot-discovery binary of the same Istio commit on 127.0.0.1 (as the istiod
+ServiceAccount, with the same env as the Deployment) and publishes it on the bed's
+cluster network (clusternet.py) as the endpoint of the Deployment's pods, so the API
+server reaches it through the istiod Service exactly as the webhooks istioctl writes
+say (`clientConfig.service`), revision tags included. Its serving certificate is for
+istiod-REV.istio-system.svc, issued by the bed's webhook CA, which it is also given as
+--caCertFile: istiod's own patchers write that CA into its webhooks' caBundle.
 """
 
-import base64
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import yaml
 
-from . import pki, procs
+from . import clusternet, pki, procs
 from .cluster import KUBECONFIG, PKI_DIR, api_client, write_kubeconfig
 from .common import LOG_DIR, STATE_DIR, fmt_elapsed, istioctl_path, log, pilot_path
 
@@ -88,12 +86,10 @@ def istioctl_install(plane):
     log(f"istioctl install of {plane.revision}: done in {fmt_elapsed(time.monotonic() - start)}")
 
 
-def deployment_env(apps, plane):
-    """Literal env of the istiod Deployment's discovery container, and its ServiceAccount."""
-    deploy = apps.read_namespaced_deployment(plane.istiod, NAMESPACE)
-    container = next(c for c in deploy.spec.template.spec.containers if c.name == "discovery")
-    env = {e.name: e.value for e in container.env or [] if e.value is not None}
-    return env, deploy.spec.template.spec.service_account_name
+def discovery_container(apps, plane):
+    """The istiod Deployment's pod template and its discovery container."""
+    template = apps.read_namespaced_deployment(plane.istiod, NAMESPACE).spec.template
+    return template, next(c for c in template.spec.containers if c.name == "discovery")
 
 
 def service_account_kubeconfig(core, server, plane, service_account):
@@ -108,7 +104,9 @@ def service_account_kubeconfig(core, server, plane, service_account):
 
 
 def start_istiod(state, plane, webhook_ca, core, apps):
-    env, service_account = deployment_env(apps, plane)
+    template, container = discovery_container(apps, plane)
+    env = {e.name: e.value for e in container.env or [] if e.value is not None}  # the literal values
+    service_account = template.spec.service_account_name
     kubeconfig = service_account_kubeconfig(core, state["server"], plane, service_account)
     cert, key = webhook_ca.issue(
         plane.istiod, plane.istiod, server=True, ips=["127.0.0.1"], dns=[f"{plane.istiod}.{NAMESPACE}.svc"]
@@ -145,60 +143,11 @@ def start_istiod(state, plane, webhook_ca, core, apps):
     procs.wait_for(
         f"{plane.istiod} /ready", lambda: procs.http_get(f"http://127.0.0.1:{http}/ready")[0] == 200, state, timeout=120
     )
-    return https
-
-
-def point_webhooks_at(revision, port):
-    """Rewrite every webhook configuration of this revision to call the local istiod.
-
-    Only configurations still in another form are written, so this is cheap to
-    repeat (`up` on a running bed does, to catch ones istioctl applied since).
-    """
-    from kubernetes import client
-    from kubernetes.client.rest import ApiException
-
-    admission = client.AdmissionregistrationV1Api(api_client(KUBECONFIG))
-    ca_bundle = base64.b64encode((PKI_DIR / f"{WEBHOOK_CA}.crt").read_bytes()).decode()
-    base = f"https://127.0.0.1:{port}"
-    kinds = {
-        "mutating": (
-            admission.list_mutating_webhook_configuration,
-            admission.read_mutating_webhook_configuration,
-            admission.replace_mutating_webhook_configuration,
-        ),
-        "validating": (
-            admission.list_validating_webhook_configuration,
-            admission.read_validating_webhook_configuration,
-            admission.replace_validating_webhook_configuration,
-        ),
-    }
-    for kind, (list_configs, read, replace) in kinds.items():
-        for listed in list_configs(label_selector=f"{REV_LABEL}={revision}").items:
-            name = listed.metadata.name
-            for _attempt in range(10):  # istiod's own patchers may update it concurrently
-                config = read(name)
-                hooks = [w.client_config for w in config.webhooks]
-                if all(cc.url and cc.url.startswith(f"{base}/") and cc.ca_bundle == ca_bundle for cc in hooks):
-                    break
-                for cc in hooks:
-                    path = cc.service.path if cc.service else urlsplit(cc.url).path
-                    cc.service, cc.url, cc.ca_bundle = None, base + (path or "/"), ca_bundle
-                try:
-                    replace(name, config)
-                except ApiException as exc:
-                    if exc.status != 409:
-                        raise
-                else:
-                    log(f"{kind} webhook {name} -> {base}")
-                    break
-            else:
-                raise RuntimeError(f"could not update {kind} webhook {name}: conflicts kept coming")
-
-
-def repoint_webhooks(state):
-    """Point webhook configurations applied since `up` (e.g. by istioctl) at the local istiods."""
-    for revision, istiod in state.get("istiod", {}).items():
-        point_webhooks_at(revision, istiod["https_port"])
+    # In the pod these listen on the container ports; the Service's targetPorts name those (or their names).
+    local = {8080: http, 15017: https, 15010: grpc, 15012: secure_grpc, 15014: monitoring}
+    named = {p.name: local[p.container_port] for p in container.ports or [] if p.name and p.container_port in local}
+    ports = {**local, **named}
+    clusternet.publish(clusternet.ENDPOINTS, f"{plane.istiod}-local", NAMESPACE, template.metadata.labels, ports)
 
 
 def injected_image(core, plane):
@@ -227,8 +176,7 @@ def up(state, versions, bindir):
     for plane in planes:
         istioctl_install(plane)
     for plane in planes:
-        port = start_istiod(state, plane, webhook_ca, core, apps)
-        point_webhooks_at(plane.revision, port)
+        start_istiod(state, plane, webhook_ca, core, apps)
         image = procs.wait_for(
             f"sidecar injection by {plane.istiod}",
             lambda p=plane: (img := injected_image(core, p)) != "auto" and img,

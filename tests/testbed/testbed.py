@@ -107,7 +107,6 @@ def up(user=None):
             warn_settings_differ(state)
             if state.get("toxiproxy_api"):
                 slowapi.client(state).reset()
-            istio.repoint_webhooks(state)
         if user:
             state = procs.load_state()
             state["users"] = [*state.get("users", []), user]
