@@ -389,3 +389,44 @@ def test_a_pod_labelled_with_a_tag_is_injected_by_the_revision_the_tag_points_at
         )
     finally:
         istioctl(testbed, testbed.istioctl_canary, "tag", "remove", tag, "-y")
+
+
+def gateway_api_gateway(name, labels):
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": name, "labels": labels, "annotations": {"networking.istio.io/service-type": "ClusterIP"}},
+        "spec": {
+            "gatewayClassName": "istio",
+            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
+        },
+    }
+
+
+def conditions(obj):
+    return {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions", [])}
+
+
+@pytest.mark.parametrize("revision", ["default", "canary"])
+def test_a_gateway_api_gateway_gets_its_deployment_from_istiod(testbed, api, namespace, revision):
+    """istiod's deployment controller renders the Gateway's Deployment, Service and ServiceAccount; its pods are
+    injected by the revision the Gateway names (none: the default revision)."""
+    custom, apps, core = client.CustomObjectsApi(api), client.AppsV1Api(api), client.CoreV1Api(api)
+    labels, version = {}, testbed.default_version
+    if revision == "canary":
+        labels, version = {"istio.io/rev": testbed.canary_revision}, testbed.canary_version
+    group = ("gateway.networking.k8s.io", "v1", namespace, "gateways")
+    custom.create_namespaced_custom_object(*group, gateway_api_gateway("web", labels))
+
+    def programmed():
+        gateway = custom.get_namespaced_custom_object(*group, "web")
+        return conditions(gateway) == {"Accepted": "True", "Programmed": "True"} and gateway
+
+    gateway = wait_until("Gateway web Accepted and Programmed", programmed)
+    assert gateway["status"]["addresses"] == [{"type": "Hostname", "value": f"web-istio.{namespace}.svc.cluster.local"}]
+    assert_injected_gateway_ready(api, namespace, "web-istio", "gateway.networking.k8s.io/gateway-name=web", version)
+    assert core.read_namespaced_service("web-istio", namespace).spec.type == "ClusterIP"
+    core.read_namespaced_service_account("web-istio", namespace)
+    deployment = apps.read_namespaced_deployment("web-istio", namespace)
+    [owner] = deployment.metadata.owner_references
+    assert (owner.kind, owner.name, owner.uid) == ("Gateway", "web", gateway["metadata"]["uid"])

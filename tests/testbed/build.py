@@ -9,6 +9,7 @@ binaries of a group compile once:
   helm          helm (helm.sh/helm/v3), in its own module
   istio-charts  no Go: the base and gateway charts of each pinned Istio commit,
                 `helm package`d into a chart repository (charts/, index.yaml)
+  gateway-api   no Go: the standard-channel CRDs of sigs.k8s.io/gateway-api (gateway-api/)
   istio-MINOR   istioctl + pilot-discovery, one group per pinned Istio commit,
                 built in the istio.io/istio module itself, or in gomod/istio-MINOR
                 when the proxy lacks some of the commit's own dependencies
@@ -227,6 +228,21 @@ def package_istio_charts(helm, pins, repo):
     shutil.rmtree(home, ignore_errors=True)
 
 
+def copy_gateway_api_crds(version, istio_modules, bindir):
+    """The standard channel's CRDs, as `kubectl apply -f standard-install.yaml` installs them."""
+    for module_version in istio_modules:
+        gomod = (module_dir("istio.io/istio", module_version) / "go.mod").read_text()
+        wanted = re.search(r"^\s*sigs\.k8s\.io/gateway-api (\S+)", gomod, re.MULTILINE)[1]
+        if wanted != version:
+            raise SystemExit(f"istio {module_version} requires gateway-api {wanted}; versions.env pins {version}")
+    crds = module_dir("sigs.k8s.io/gateway-api", version) / "config" / "crd" / "standard"
+    target = bindir / "gateway-api"
+    target.mkdir(parents=True)
+    for path in sorted(crds.glob("*.yaml")):
+        if path.name != "kustomization.yaml":
+            shutil.copyfile(path, target / path.name)
+
+
 def toxiproxy_ldflags(versions):
     return f"-X github.com/Shopify/toxiproxy/v2.Version={versions['TOXIPROXY_VERSION'].lstrip('v')}"
 
@@ -312,6 +328,18 @@ def build_groups(versions):
             {},
             lambda bindir: package_istio_charts(helm.dir() / "bin" / "helm", pins, bindir / "charts"),
             inputs=(helm.key(), *(f"{v} {mv}" for v, mv in pins), *ISTIO_CHARTS, *source(package_istio_charts)),
+        )
+    )
+    gateway_api, istio_modules = versions["GATEWAY_API_VERSION"], [mv for _v, mv in pins]
+    groups.append(
+        Group(
+            "gateway-api",
+            cache_root,
+            [],
+            lambda: "",
+            {},
+            lambda bindir: copy_gateway_api_crds(gateway_api, istio_modules, bindir),
+            inputs=(gateway_api, *istio_modules, *source(copy_gateway_api_crds)),
         )
     )
     return groups

@@ -67,6 +67,18 @@ def control_planes(versions, bindir):
     return planes
 
 
+def install_gateway_api_crds(bindir, version):
+    """The Gateway API CRDs as users install them (`kubectl apply --server-side`), before istiod starts,
+    so each istiod runs its Gateway API controllers (GatewayClasses, deployment controller) from the start."""
+    crds = bindir / "gateway-api"
+    log(f"installing the Gateway API {version} CRDs (standard channel) from {crds}")
+    kubectl = [str(bindir / "kubectl"), f"--kubeconfig={KUBECONFIG}"]
+    for args in (["apply", "--server-side", "-f", str(crds)], ["wait", "--for=condition=Established", "crd", "--all"]):
+        result = subprocess.run([*kubectl, *args], capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode:
+            raise RuntimeError(f"kubectl {args[0]} of the Gateway API CRDs failed:\n{result.stdout}{result.stderr}")
+
+
 def istioctl_install(plane):
     """`istioctl install` of a minimal control plane, exactly as on a real cluster."""
     iop = STATE_DIR / f"control-plane{plane.suffix}.yaml"
@@ -173,6 +185,7 @@ def up(state, versions, bindir):
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     webhook_ca = pki.CA(PKI_DIR, WEBHOOK_CA)
     planes = control_planes(versions, bindir)
+    install_gateway_api_crds(bindir, versions["GATEWAY_API_VERSION"])
     for plane in planes:
         istioctl_install(plane)
     for plane in planes:
