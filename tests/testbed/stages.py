@@ -3,9 +3,9 @@
 kwokctl's node stages and its pod-complete/pod-delete stages come from the kwok
 module (bin/kwok-stages.yaml); its instant pod-ready stage is replaced by these:
 
-  testbed-pod-ready      Pending -> Running and Ready. TESTBED_POD_READY=instant (the
-                         default) does it at once; =delayed after TESTBED_POD_READY_DELAY
-                         (default "2s-6s": uniformly between the two; "3s" is fixed).
+  testbed-pod-ready      Pending -> Running and Ready. TESTBED_POD_READY=delayed (the
+                         default) after TESTBED_POD_READY_DELAY (default "2s-6s":
+                         uniformly between the two; "3s" is fixed); =instant at once.
                          The annotation testbed.istio-ops.io/ready-after: 90s overrides
                          the delay for one pod, in either mode.
   testbed-pod-notready   testbed.istio-ops.io/fail: notready -> Running, containers
@@ -55,7 +55,7 @@ def parse_delay(text):
 def settings(environ=None):
     """(mode, delay text) from TESTBED_POD_READY / TESTBED_POD_READY_DELAY."""
     environ = os.environ if environ is None else environ
-    mode = environ.get("TESTBED_POD_READY") or "instant"
+    mode = environ.get("TESTBED_POD_READY") or "delayed"
     if mode not in MODES:
         raise SystemExit(f"TESTBED_POD_READY={mode!r}: use one of {', '.join(MODES)}")
     delay = environ.get("TESTBED_POD_READY_DELAY") or DEFAULT_DELAY

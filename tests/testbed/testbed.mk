@@ -2,7 +2,7 @@
 # Included by the top-level Makefile, which provides PYTHON and the `venv` target.
 
 # Settings `up` reads from the environment (or as make variables, e.g. make testbed-up TESTBED_POD_READY=delayed):
-#   TESTBED_POD_READY=instant|delayed   pods Ready at once (default) or after TESTBED_POD_READY_DELAY
+#   TESTBED_POD_READY=delayed|instant   pods Ready after TESTBED_POD_READY_DELAY (default) or at once
 #   TESTBED_POD_READY_DELAY=2s-6s       delay range of a delayed bed (default 2s-6s; "3s" is fixed)
 #   TESTBED_API_LATENCY_MS=25           latency kubeconfig-slow adds to every API response
 

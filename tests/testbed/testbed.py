@@ -40,7 +40,7 @@ class Testbed:
     canary_version: str
     bin_dir: Path
     kubectl: Path | None = None
-    pod_ready: str = "instant"  # kwok readiness: "instant" or "delayed" (TESTBED_POD_READY)
+    pod_ready: str = "delayed"  # kwok readiness: "delayed" or "instant" (TESTBED_POD_READY)
     pod_ready_delay: str | None = None  # TESTBED_POD_READY_DELAY of a delayed bed, e.g. "2s-6s"
     kubeconfig_slow: Path | None = None  # the same admin, through toxiproxy
     toxiproxy_api: str | None = None  # http://127.0.0.1:PORT of toxiproxy (None while down)
