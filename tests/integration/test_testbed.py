@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from tests.testbed import slowapi, stages
+from tests.testbed import istio, slowapi, stages
 
 pytestmark = pytest.mark.integration
 
@@ -430,3 +430,39 @@ def test_a_gateway_api_gateway_gets_its_deployment_from_istiod(testbed, api, nam
     deployment = apps.read_namespaced_deployment("web-istio", namespace)
     [owner] = deployment.metadata.owner_references
     assert (owner.kind, owner.name, owner.uid) == ("Gateway", "web", gateway["metadata"]["uid"])
+
+
+def test_pods_injected_by_a_broken_revision_fail_until_it_is_healed(local_bed, testbed, api, namespace):
+    """istio.fail_injected_pods: every pod the canary revision injects crash-loops, the default revision's
+    pods are fine, and after healing a restart brings the canary's pods up."""
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    canary = testbed.canary_revision
+    istio.fail_injected_pods(core, canary, "crashloop")
+    try:
+        apps.create_namespaced_deployment(
+            namespace, deployment("stable", 1, {"app": "stable", "istio.io/rev": "default"})
+        )
+        apps.create_namespaced_deployment(namespace, deployment("canary", 1, {"app": "canary", "istio.io/rev": canary}))
+        wait_until("stable ready", lambda: rolled_out(apps, namespace, "stable"))
+
+        def crashing():
+            pods = core.list_namespaced_pod(namespace, label_selector="app=canary").items
+            restarts = [s.restart_count for p in pods for s in p.status.container_statuses or []]
+            return len(pods) == 1 and restarts and min(restarts) >= 2 and pods[0]
+
+        pod = wait_until("the canary's pod crash-looping", crashing, timeout=60)
+        assert pod.metadata.annotations[FAIL] == "crashloop"
+        assert not ready_pods(core, namespace, "app=canary")
+    finally:
+        istio.fail_injected_pods(core, canary, None)
+    restarted = {"kubectl.kubernetes.io/restartedAt": datetime.now(timezone.utc).isoformat()}
+    apps.patch_namespaced_deployment(
+        "canary", namespace, {"spec": {"template": {"metadata": {"annotations": restarted}}}}
+    )
+    wait_until(
+        "canary healed",
+        lambda: (
+            rolled_out(apps, namespace, "canary")
+            and proxy_versions(core, namespace, "app=canary") == {testbed.canary_version}
+        ),
+    )

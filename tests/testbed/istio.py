@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from . import clusternet, pki, procs
+from . import clusternet, pki, procs, stages
 from .cluster import KUBECONFIG, PKI_DIR, api_client, write_kubeconfig
 from .common import LOG_DIR, STATE_DIR, fmt_elapsed, istioctl_path, log, pilot_path
 
@@ -162,20 +162,45 @@ def start_istiod(state, plane, webhook_ca, core, apps):
     clusternet.publish(clusternet.ENDPOINTS, f"{plane.istiod}-local", NAMESPACE, template.metadata.labels, ports)
 
 
-def injected_image(core, plane):
-    """Image the injector gives a dry-run pod of this revision ('auto' if not injected)."""
+def fail_injected_pods(core, revision, mode):
+    """From now on every pod REVISION's istiod injects fails the way MODE says ("notready" or "crashloop",
+    see stages.py), as pods do when a new revision's proxy is broken; MODE None heals the revision.
+
+    istiod adds the injector config's `injectedAnnotations` to every pod it injects and reloads the
+    config when its ConfigMap changes, so pods created after this (e.g. by a rollout onto the revision)
+    carry the bed's fail annotation. Pods injected before keep what they had."""
+    name = "istio-sidecar-injector" + ("" if revision == "default" else f"-{revision}")
+    configmap = core.read_namespaced_config_map(name, NAMESPACE)
+    config = yaml.safe_load(configmap.data["config"])
+    annotations = {k: v for k, v in (config.get("injectedAnnotations") or {}).items() if k != stages.FAIL_ANNOTATION}
+    if mode:
+        annotations[stages.FAIL_ANNOTATION] = mode
+    config["injectedAnnotations"] = annotations
+    body = {
+        "metadata": {"resourceVersion": configmap.metadata.resource_version},
+        "data": {"config": yaml.safe_dump(config)},
+    }
+    core.patch_namespaced_config_map(name, NAMESPACE, body)
+
+
+def injection_probe(core, revision):
+    """A dry-run gateway pod of REVISION, as its injector returns it."""
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "generateName": "injection-probe-",
-            "labels": {"sidecar.istio.io/inject": "true", REV_LABEL: plane.revision},
+            "labels": {"sidecar.istio.io/inject": "true", REV_LABEL: revision},
             "annotations": {"inject.istio.io/templates": "gateway"},
         },
         "spec": {"containers": [{"name": "istio-proxy", "image": "auto"}]},
     }
-    created = core.create_namespaced_pod("default", pod, dry_run="All")
-    return next(c.image for c in created.spec.containers if c.name == "istio-proxy")
+    return core.create_namespaced_pod("default", pod, dry_run="All")
+
+
+def injected_image(core, plane):
+    """Image the injector gives a dry-run pod of this revision ('auto' if not injected)."""
+    return next(c.image for c in injection_probe(core, plane.revision).spec.containers if c.name == "istio-proxy")
 
 
 def up(state, versions, bindir):
