@@ -18,12 +18,13 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 -include tests/testbed/testbed.mk
 
-.PHONY: help venv collection unit sanity lint changelog-lint packaging integration molecule test demo bench clean
+.PHONY: help venv collection peers unit sanity lint changelog-lint packaging integration molecule test demo bench clean
 
 help:
 	@echo "make demo        run the demo job on the local test bed (or \$$KUBECONFIG's cluster)"
 	@echo "make test        unit, sanity, lint, integration and Molecule tests"
 	@echo "make unit | sanity | lint | integration | molecule"
+	@echo "make peers       kubernetes.core (from the pinned ansible package) beside this collection in $(COLLECTIONS)"
 	@echo "make testbed-up | testbed-down | testbed-env | testbed-build"
 
 venv: $(VENV_STAMP)
@@ -48,6 +49,10 @@ collection: $(COLLECTION_LINK)
 $(COLLECTION_LINK):
 	@mkdir -p $(dir $@)
 	@ln -sfn $(abspath .) $@
+
+# Peer collections the tests and the benchmark compare with, linked from a cache (tests/peers/pins.txt).
+peers: venv collection
+	$(PYTHON) -m tests.peers.install
 
 unit: venv collection
 	$(PYTHON) -m pytest -q tests/unit
@@ -74,7 +79,7 @@ changelog-lint: venv
 packaging: venv collection
 	$(PYTHON) -m pytest -q tests/packaging
 
-integration: venv collection
+integration: venv collection peers
 	$(PYTHON) -m pytest -q -m integration tests/integration
 
 # Bad input, injected faults (API server restarts, killed istioctl, 409s, webhook outages), double launches,
@@ -93,7 +98,7 @@ demo: venv collection
 
 # What a run costs on the local test bed (started or reused): a table, and bench/results.json.
 # Not part of `make test`: nothing asserts a time. BENCH_ARGS, e.g. "--reps 3 --only converged".
-bench: venv collection
+bench: venv collection peers
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 clean:

@@ -42,10 +42,10 @@ def delete_all(kube, objects):
     kube.wait_deleted([ref(o) for o in objects if o["kind"] == "Namespace"], 120)
 
 
-def token_for(kube, name):
+def token_for(kube, name, namespace=SA_NAMESPACE):
     """A bound token for a ServiceAccount (TokenRequest), as `kubectl create token` makes it."""
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}}
-    path = "/api/v1/namespaces/%s/serviceaccounts/%s/token" % (SA_NAMESPACE, name)
+    path = "/api/v1/namespaces/%s/serviceaccounts/%s/token" % (namespace, name)
     return kube.request("POST", path, body=body)["status"]["token"]
 
 

@@ -43,8 +43,8 @@ def pilot_path(bindir, version):
     return bindir / f"istio-{istio_minor(version)}" / "pilot-discovery"
 
 
-def log(msg):
-    print(f"[testbed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+def log(msg, source="testbed"):
+    print(f"[{source} {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def fmt_elapsed(seconds):
