@@ -30,8 +30,8 @@ INVENTORY_LOCK = BED_ROOT / "inventory.lock"
 INVENTORY_GROUP = "fleet"
 # Entries of the primary's state directory that belong to the whole bed, not to the primary.
 SHARED_ENTRIES = tuple(path.name for path in (CLUSTERS_DIR, INVENTORY, INVENTORY_TMP, INVENTORY_LOCK))
-# Clusters `up` starts at once. Measured on 2 cores (README "Several clusters"): starting three
-# together takes about as long as one after the other, so together saves little but costs nothing.
+# Clusters `up` starts at once. A start is mostly waiting (readiness, `istioctl install`), so on
+# 2 cores three together take about 60 % of three in a row (README "Several clusters").
 DEFAULT_JOBS = 3
 
 

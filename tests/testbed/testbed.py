@@ -289,6 +289,8 @@ def main(argv=None):
     parser.add_argument("--user", type=int, help="up, release: PID of the test session using the cluster")
     parser.add_argument("--keep", action="store_true", help="release: leave the cluster up (TESTBED_KEEP=1)")
     args = parser.parse_args(argv)
+    if args.clusters < 1 or args.jobs < 1:
+        parser.error("--clusters and --jobs take a number from 1")
     command = args.command
     if command == "build":
         print(build.ensure_built())
