@@ -40,12 +40,19 @@ class AnsibleRunner:
         env.update(overrides)
         return env
 
-    def playbook(self, text, extra_vars=None, env=None, verbosity=0, check=False):
+    def playbook(self, text, extra_vars=None, env=None, verbosity=0, check=False, inventory="localhost,"):
         """Run a playbook given as YAML text; return (returncode, parsed JSON output, raw stdout+stderr)."""
         with tempfile.TemporaryDirectory(prefix="istio-ops-it-") as tmp:
             path = Path(tmp) / "play.yml"
             path.write_text(text)
-            argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(path)]
+            argv = [
+                str(Path(sys.executable).parent / "ansible-playbook"),
+                "-i",
+                str(inventory),
+                "-c",
+                "local",
+                str(path),
+            ]
             if extra_vars:
                 vars_path = Path(tmp) / "vars.json"
                 vars_path.write_text(json.dumps(extra_vars))

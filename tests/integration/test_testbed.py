@@ -2,17 +2,23 @@
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from kubernetes import client, config
 
-from tests.testbed import istio, slowapi, stages
+from tests.testbed import fleet, istio, procs, slowapi, stages
+from tests.testbed.common import REPO_ROOT, state_dir
+
+from .ansible_run import AnsibleRunner
 
 pytestmark = pytest.mark.integration
 
@@ -466,3 +472,158 @@ def test_pods_injected_by_a_broken_revision_fail_until_it_is_healed(local_bed, t
             and proxy_versions(core, namespace, "app=canary") == {testbed.canary_version}
         ),
     )
+
+
+# -- several clusters (testbed_fleet: cluster-1..3, each a bed of its own) ----------------------------
+@pytest.fixture(scope="module")
+def fleet_beds(testbed_fleet):
+    beds = testbed_fleet[:3]
+    assert [b.name for b in beds] == fleet.names(3)
+    return beds
+
+
+def fleet_apis(beds):
+    return [config.new_client_from_config(str(b.kubeconfig)) for b in beds]
+
+
+def kube_system_uid(api):
+    return client.CoreV1Api(api).read_namespace("kube-system").metadata.uid
+
+
+def test_fleet_clusters_are_separate_and_each_answers(fleet_beds):
+    apis = fleet_apis(fleet_beds)
+    assert len({b.server for b in fleet_beds}) == 3
+    assert len({kube_system_uid(api) for api in apis}) == 3  # three etcds, not one seen three times
+    for api in apis:
+        nodes = client.CoreV1Api(api).list_node(label_selector="type=kwok").items
+        assert len(nodes) == 2 and all(
+            c.status == "True" for n in nodes for c in n.status.conditions if c.type == "Ready"
+        )
+
+    name = f"fleet-{uuid.uuid4().hex[:8]}"
+    second = client.CoreV1Api(apis[1])
+    second.create_namespaced_config_map("default", {"metadata": {"name": name}, "data": {"on": "cluster-2"}})
+    try:
+        assert second.read_namespaced_config_map(name, "default").data == {"on": "cluster-2"}
+        for api in (apis[0], apis[2]):
+            with pytest.raises(client.ApiException) as absent:
+                client.CoreV1Api(api).read_namespaced_config_map(name, "default")
+            assert absent.value.status == 404
+    finally:
+        second.delete_namespaced_config_map(name, "default")
+
+
+def test_each_cluster_has_its_own_istiods_that_inject(fleet_beds):
+    injector_urls = set()
+    for bed, api in zip(fleet_beds, fleet_apis(fleet_beds)):
+        core = client.CoreV1Api(api)
+        for revision, version in (("default", bed.default_version), (bed.canary_revision, bed.canary_version)):
+            image = istio.injected_image(core, istio.ControlPlane(revision, version, None, None))
+            assert image.endswith(f"/proxyv2:{version}"), (bed.name, revision, image)
+        hooks = client.AdmissionregistrationV1Api(api).read_mutating_webhook_configuration("istio-sidecar-injector")
+        injector_urls |= {urlsplit(w.client_config.url).netloc for w in hooks.webhooks}
+    assert len(injector_urls) == 3  # each cluster calls an istiod process of its own
+
+
+def with_user(kubeconfig, server=None, user_of=None):
+    """KUBECONFIG's cluster entry (SERVER instead, if given) with the credentials of kubeconfig USER_OF."""
+    doc = yaml.safe_load(Path(kubeconfig).read_text())
+    if server:
+        doc["clusters"][0]["cluster"]["server"] = server
+    if user_of:
+        doc["users"][0]["user"] = yaml.safe_load(Path(user_of).read_text())["users"][0]["user"]
+    return config.new_client_from_config_dict(doc)
+
+
+def request_status(api):
+    """HTTP status of listing namespaces through API (200 when allowed)."""
+    api.configuration.retries = 0
+    try:
+        client.CoreV1Api(api).list_namespace(_request_timeout=10)
+    except client.ApiException as exc:
+        return exc.status
+    return 200
+
+
+def test_credentials_of_one_cluster_are_rejected_by_another(fleet_beds):
+    first, second = fleet_beds[0], fleet_beds[1]
+    istiod_of_second = second.kubeconfig.parent / "istiod.kubeconfig"  # a ServiceAccount token
+    assert request_status(with_user(second.kubeconfig)) == 200
+    assert request_status(with_user(second.kubeconfig, user_of=istiod_of_second)) == 200
+
+    assert request_status(with_user(first.kubeconfig, user_of=second.kubeconfig)) == 401  # client certificate
+    assert request_status(with_user(first.kubeconfig, user_of=istiod_of_second)) == 401  # token
+    # And cluster-2's CA does not vouch for cluster-1's serving certificate.
+    with pytest.raises(Exception, match="(?i)certificate verify failed"):
+        request_status(with_user(second.kubeconfig, server=first.server))
+
+
+def test_inventory_has_a_host_per_cluster_that_reaches_it(fleet_beds, tmp_path):
+    listed = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(fleet.INVENTORY), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    inventory = json.loads(listed)
+    assert inventory[fleet.INVENTORY_GROUP]["hosts"][:3] == fleet.names(3)
+    for bed in fleet_beds:
+        host = inventory["_meta"]["hostvars"][bed.name]
+        assert host["ansible_connection"] == "local"
+        assert host["kubeconfig"] == str(bed.kubeconfig)
+
+    # Each host runs the collection and kubectl with its own kubeconfig, and reaches its own cluster.
+    # The environment's kubeconfig leads nowhere, so a host that ignored its own could not pass.
+    nowhere = str(tmp_path / "no-kubeconfig")
+    kube_system_uid_task = {
+        "ansible.builtin.command": {
+            "argv": ["{{ kubectl }}", "--kubeconfig={{ kubeconfig }}", "get", "namespace", "kube-system"]
+            + ["-o", "jsonpath={.metadata.uid}"]
+        },
+        "changed_when": False,
+    }
+    play = [
+        {
+            "hosts": fleet.INVENTORY_GROUP,
+            "gather_facts": False,
+            "tasks": [{"istio_ops.gateways.gateway_info": {"kubeconfig": "{{ kubeconfig }}"}}, kube_system_uid_task],
+        }
+    ]
+    rc, parsed, raw = AnsibleRunner(nowhere).playbook(
+        yaml.safe_dump(play),
+        extra_vars={"kubectl": str(fleet_beds[0].kubectl)},
+        env={"KUBECONFIG": nowhere},
+        inventory=fleet.INVENTORY,
+    )
+    assert rc == 0, raw[-4000:]
+    info, uid = (task["hosts"] for task in parsed["tasks"])
+    for bed, api in zip(fleet_beds, fleet_apis(fleet_beds)):
+        assert uid[bed.name]["stdout"] == kube_system_uid(api), bed.name
+        assert {"default", bed.canary_revision} <= {plane["revision"] for plane in info[bed.name]["control_planes"]}
+
+
+def test_down_of_one_cluster_stops_its_processes_only(fleet_beds):
+    scratch = "fleet-scratch"  # not cluster-<n>: never in the inventory
+    env = dict(os.environ, TESTBED_CLUSTER=scratch)
+    record = "from tests.testbed import procs; procs.start({'processes': {}}, 'sleeper', ['sleep', '600'])"
+    subprocess.run([sys.executable, "-c", record], cwd=REPO_ROOT, env=env, check=True, timeout=60)
+    [sleeper] = fleet.load_state(scratch)["processes"].values()
+    others = {bed.name: fleet.load_state(bed.name)["processes"] for bed in fleet_beds}
+    try:
+        assert procs.is_running(sleeper)
+        fleet.run(scratch, "down")
+        assert not procs.is_running(sleeper)
+        assert fleet.load_state(scratch) is None
+        for bed in fleet_beds:
+            assert fleet.load_state(bed.name)["processes"] == others[bed.name]
+            assert all(procs.is_running(rec) for rec in others[bed.name].values()), bed.name
+            assert bed.kubeconfig.exists() and (bed.kubeconfig.parent / "pki" / "ca.crt").exists()
+        assert fleet.members()[:3] == fleet.names(3)
+        assert set(yaml.safe_load(fleet.INVENTORY.read_text())["all"]["children"]["fleet"]["hosts"]) >= set(
+            fleet.names(3)
+        )
+    finally:
+        if procs.is_running(sleeper):
+            os.kill(sleeper["pid"], 9)
+        shutil.rmtree(state_dir(scratch), ignore_errors=True)

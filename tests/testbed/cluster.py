@@ -4,7 +4,7 @@ kube-scheduler and kwok with fake nodes, all on 127.0.0.1."""
 import yaml
 
 from . import clusternet, pki, procs, stages
-from .common import STATE_DIR
+from .common import CLUSTER, STATE_DIR
 
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
@@ -18,15 +18,17 @@ KWOK_STAGES = STATE_DIR / "kwok-stages.yaml"
 
 def write_kubeconfig(path, server, ca, cert=None, key=None, token=None):
     user = {"token": token} if token else {"client-certificate": str(cert), "client-key": str(key)}
+    # Named after the cluster, so KUBECONFIG=<one>:<other> merges the clusters' entries, not overwrites them.
+    name = CLUSTER
     path.write_text(
         yaml.safe_dump(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
-                "clusters": [{"name": "testbed", "cluster": {"server": server, "certificate-authority": str(ca)}}],
-                "users": [{"name": "testbed", "user": user}],
-                "contexts": [{"name": "testbed", "context": {"cluster": "testbed", "user": "testbed"}}],
-                "current-context": "testbed",
+                "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority": str(ca)}}],
+                "users": [{"name": name, "user": user}],
+                "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+                "current-context": name,
             }
         )
     )

@@ -1,7 +1,8 @@
 """Start, track and stop the bed's background processes, and the state file.
 
-Every process is recorded in .testbed/state.json with its PID and kernel start
-time, so `down` signals exactly the processes `up` started and never a recycled PID.
+Every process is recorded in its cluster's state.json (.testbed/state.json for the primary)
+with its PID and kernel start time, so `down` signals exactly the processes `up` started and
+never a recycled PID.
 """
 
 import json
@@ -19,9 +20,9 @@ from .common import LOG_DIR, STATE_DIR, fmt_elapsed, log
 STATE_FILE = STATE_DIR / "state.json"
 
 
-def load_state():
-    if STATE_FILE.exists():
-        return json.loads(STATE_FILE.read_text())
+def load_state(path=STATE_FILE):
+    if path.exists():
+        return json.loads(path.read_text())
     return None
 
 
@@ -79,6 +80,18 @@ def start(state, name, argv, env=None, cwd=None):
     state["processes"][name] = {"pid": proc.pid, "start": _start_time(proc.pid), "log": str(logfile)}
     save_state(state)
     log(f"started {name} (pid {proc.pid}, log {logfile})")
+
+
+def rss_mib(record):
+    """Resident memory of a recorded process (0 when it is gone), from /proc."""
+    if not is_running(record):
+        return 0
+    try:
+        status = Path(f"/proc/{record['pid']}/status").read_text()
+    except OSError:
+        return 0
+    kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return kib / 1024
 
 
 def stop_all(state, timeout=15):

@@ -1,11 +1,14 @@
-"""pytest plugin of the test bed: the session fixture `testbed` and the
-`integration` marker.
+"""pytest plugin of the test bed: the session fixtures `testbed` and `testbed_fleet`
+and the `integration` marker.
 
 `testbed` brings the local bed up once per run (building binaries on first use),
 or reuses one that is already up and leaves it running. A bed this run started
-is stopped at the end, unless TESTBED_KEEP=1. With TESTBED_KUBECONFIG=/path the
-fixture uses that cluster instead and builds nothing; istioctl then comes from
-$ISTIOCTL / $ISTIOCTL_CANARY or PATH.
+is stopped at the end, unless TESTBED_KEEP=1. It is the cluster TESTBED_CLUSTER
+names (default cluster-1, the primary), so two suites can run on beds of their own.
+With TESTBED_KUBECONFIG=/path the fixture uses that cluster instead and builds
+nothing; istioctl then comes from $ISTIOCTL / $ISTIOCTL_CANARY or PATH.
+
+`testbed_fleet` does the same for cluster-1..FLEET_SIZE (see fleet.py).
 """
 
 import json
@@ -16,8 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from . import fleet
 from . import testbed as bed
 from .common import load_versions
+
+FLEET_SIZE = 3  # clusters testbed_fleet makes sure of; a larger fleet that is up is described in full
 
 
 def pytest_configure(config):
@@ -64,4 +70,24 @@ def testbed():
     try:
         yield bed.describe()
     finally:
-        bed.release(os.getpid(), keep=os.environ.get("TESTBED_KEEP") == "1")
+        bed.release(os.getpid(), keep=_keep())
+
+
+def _keep():
+    return os.environ.get("TESTBED_KEEP") == "1"
+
+
+@pytest.fixture(scope="session")
+def testbed_fleet(testbed):
+    """One Testbed per fleet cluster that is up, cluster-1..FLEET_SIZE at least (`name`, `kubeconfig`,
+    `server`, ...). Clusters this run started are stopped at the end, unless TESTBED_KEEP=1."""
+    if testbed.bin_dir is None:
+        pytest.skip("a fleet needs the local test bed (TESTBED_KUBECONFIG points elsewhere)")
+    user = str(os.getpid())
+    others = [name for name in fleet.names(FLEET_SIZE) if name != testbed.name]  # `testbed` holds its own
+    try:
+        fleet.start(others, up_args=("--user", user))
+        yield bed.describe_fleet()
+    finally:
+        for name in others:
+            fleet.run(name, "release", "--user", user, *(["--keep"] if _keep() else []))
