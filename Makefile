@@ -23,7 +23,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 help:
 	@echo "make demo        run the demo job on the local test bed (or \$$KUBECONFIG's cluster)"
 	@echo "make test        unit, sanity, lint, integration and Molecule tests"
-	@echo "make unit | sanity | lint | integration | molecule"
+	@echo "make unit | sanity | lint | integration | reliability | suites (both at once) | molecule"
 	@echo "make peers       kubernetes.core (from the pinned ansible package) beside this collection in $(COLLECTIONS)"
 	@echo "make testbed-up | testbed-down | testbed-env | testbed-build"
 
@@ -79,19 +79,28 @@ changelog-lint: venv
 packaging: venv collection
 	$(PYTHON) -m pytest -q tests/packaging
 
+PYTEST_FLAGS ?= -q
 integration: venv collection peers
-	$(PYTHON) -m pytest -q -m integration tests/integration
+	$(PYTHON) -m pytest $(PYTEST_FLAGS) -m integration tests/integration
 
 # Bad input, injected faults (API server restarts, killed istioctl, 409s, webhook outages), double launches,
 # foreign objects and secrets on the test bed; prints the counts README.md's Reliability section reports.
 .PHONY: reliability
 reliability: venv collection
-	$(PYTHON) -m pytest -q -m integration tests/reliability
+	$(PYTHON) -m pytest $(PYTEST_FLAGS) -m integration tests/reliability
+
+# integration and reliability at once, each on a bed cluster of its own (the reliability suite restarts its API
+# server and stops its istiods on purpose); one line per test, prefixed with the suite's name.
+.PHONY: suites
+suites: venv collection peers
+	$(PYTHON) tests/parallel.py \
+	  "integration=$(MAKE) -s integration PYTEST_FLAGS=-v" \
+	  "reliability=TESTBED_CLUSTER=reliability $(MAKE) -s reliability PYTEST_FLAGS=-v"
 
 molecule: venv collection
 	tests/molecule.sh
 
-test: unit sanity lint packaging integration reliability molecule
+test: unit sanity lint packaging suites molecule
 
 demo: venv collection
 	tests/demo.sh
