@@ -92,9 +92,9 @@ reliability: venv collection
 # integration and reliability at once, each on a bed cluster of its own (the reliability suite restarts its API
 # server and stops its istiods on purpose); one line per test, prefixed with the suite's name.
 .PHONY: suites
-suites: venv collection peers
+suites: venv collection peers testbed-build
 	$(PYTHON) tests/parallel.py \
-	  "integration=$(MAKE) -s integration PYTEST_FLAGS=-v" \
+	  "integration=TESTBED_CLUSTER=cluster-1 $(MAKE) -s integration PYTEST_FLAGS=-v" \
 	  "reliability=TESTBED_CLUSTER=reliability $(MAKE) -s reliability PYTEST_FLAGS=-v"
 
 molecule: venv collection

@@ -357,12 +357,21 @@ def proxy_versions(core, namespace, selector):
     return {image.rsplit(":", 1)[-1] for image in images} if len(images) == len(pods) else {"(not injected)"}
 
 
+def tag_injects(core, tag, version):
+    """Wait until the API server's webhook informer has the tag's webhook as istioctl just wrote it."""
+    wait_until(
+        f"tag {tag} injecting {version}",
+        lambda: istio.injected_image(core, istio.ControlPlane(tag, version, None, None)).endswith(f":{version}"),
+    )
+
+
 def test_a_pod_labelled_with_a_tag_is_injected_by_the_revision_the_tag_points_at(testbed, api, namespace):
     """The tag's webhook names the istiod Service; the API server reaches it as on a real cluster."""
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     tag = f"tag-{uuid.uuid4().hex[:8]}"
     istioctl(testbed, testbed.istioctl, "tag", "set", tag, "--revision", "default", "-y")
     try:
+        tag_injects(core, tag, testbed.default_version)
         labels = {"app": "web", "istio.io/rev": tag}
         apps.create_namespaced_deployment(namespace, deployment("web", 1, labels))
         wait_until(
@@ -381,6 +390,7 @@ def test_a_pod_labelled_with_a_tag_is_injected_by_the_revision_the_tag_points_at
             "--overwrite",
             "-y",
         )
+        tag_injects(core, tag, testbed.canary_version)
         restarted = {"kubectl.kubernetes.io/restartedAt": datetime.now(timezone.utc).isoformat()}
         apps.patch_namespaced_deployment(
             "web", namespace, {"spec": {"template": {"metadata": {"annotations": restarted}}}}
@@ -449,6 +459,9 @@ def test_pods_injected_by_a_broken_revision_fail_until_it_is_healed(local_bed, t
         )
         apps.create_namespaced_deployment(namespace, deployment("canary", 1, {"app": "canary", "istio.io/rev": canary}))
         wait_until("stable ready", lambda: rolled_out(apps, namespace, "stable"))
+        assert proxy_versions(core, namespace, "app=stable") == {testbed.default_version}
+        [stable] = ready_pods(core, namespace, "app=stable").values()
+        assert FAIL not in (stable.metadata.annotations or {})
 
         def crashing():
             pods = core.list_namespaced_pod(namespace, label_selector="app=canary").items
@@ -495,9 +508,8 @@ def test_fleet_clusters_are_separate_and_each_answers(fleet_beds):
     assert len({kube_system_uid(api) for api in apis}) == 3  # three etcds, not one seen three times
     for api in apis:
         nodes = client.CoreV1Api(api).list_node(label_selector="type=kwok").items
-        assert len(nodes) == 2 and all(
-            c.status == "True" for n in nodes for c in n.status.conditions if c.type == "Ready"
-        )
+        ready = [c.status for n in nodes for c in n.status.conditions if c.type == "Ready"]
+        assert len(nodes) == 2 and ready == ["True", "True"]
 
     name = f"fleet-{uuid.uuid4().hex[:8]}"
     second = client.CoreV1Api(apis[1])
@@ -519,10 +531,13 @@ def test_each_cluster_has_its_own_istiods_that_inject(fleet_beds):
         for revision, version in (("default", bed.default_version), (bed.canary_revision, bed.canary_version)):
             image = istio.injected_image(core, istio.ControlPlane(revision, version, None, None))
             assert image.endswith(f"/proxyv2:{version}"), (bed.name, revision, image)
-        # What each cluster's network forwards the istiod Services' webhook port to.
+        # Each cluster's network forwards the istiod Services' webhook port to that cluster's own istiods.
         endpoints = clusternet.read_endpoints(state_dir(bed.name) / clusternet.ENDPOINTS.name)
-        webhook_ports |= {e["ports"]["15017"] for e in endpoints}
-    assert len(webhook_ports) == 6  # each cluster calls istiod processes of its own
+        own = procs.load_state(state_dir(bed.name) / "state.json")["istiod"]
+        forwarded = {e["ports"]["15017"] for e in endpoints}
+        assert forwarded == {istiod["https_port"] for istiod in own.values()}, bed.name
+        webhook_ports |= forwarded
+    assert len(webhook_ports) == 6
 
 
 def with_user(kubeconfig, server=None, user_of=None):
@@ -619,7 +634,7 @@ def test_down_of_one_cluster_stops_its_processes_only(fleet_beds):
             assert fleet.load_state(bed.name)["processes"] == others[bed.name]
             assert all(procs.is_running(rec) for rec in others[bed.name].values()), bed.name
             assert bed.kubeconfig.exists() and (bed.kubeconfig.parent / "pki" / "ca.crt").exists()
-        assert fleet.members()[:3] == fleet.names(3)
+        assert list(fleet.members())[:3] == fleet.names(3)
         assert set(yaml.safe_load(fleet.INVENTORY.read_text())["all"]["children"]["fleet"]["hosts"]) >= set(
             fleet.names(3)
         )

@@ -8,6 +8,7 @@ the links. kubernetes.core depends on no other collection (MANIFEST.json); its P
 (kubernetes, requests-oauthlib, jsonpatch) are in requirements-dev.txt.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -102,11 +103,14 @@ def main():
     start = time.monotonic()
     version = pinned_version()
     entry = cache_root() / "peers" / f"ansible-{version}"
-    missing = [c for c in PEERS if not (entry / "ansible_collections" / c / "MANIFEST.json").exists()]
-    if missing:
-        for leftover in entry.glob("download-*"):  # of a run that was killed
-            shutil.rmtree(leftover, ignore_errors=True)
-        fill_cache(entry, version, missing)
+    entry.mkdir(parents=True, exist_ok=True)
+    with open(entry / "lock", "w") as lock:  # the cache is shared by every checkout of the user
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        missing = [c for c in PEERS if not (entry / "ansible_collections" / c / "MANIFEST.json").exists()]
+        if missing:
+            for leftover in entry.glob("download-*"):  # of a run that was killed
+                shutil.rmtree(leftover, ignore_errors=True)
+            fill_cache(entry, version, missing)
     for collection in PEERS:
         target = entry / "ansible_collections" / collection
         name = "%s %s" % (collection.replace("/", "."), manifest_version(target))

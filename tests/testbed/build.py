@@ -21,6 +21,7 @@ nothing. bin_dir() is a directory of links to every group's outputs, one per set
 group keys, so the rest of the bed sees one bin/ as before.
 """
 
+import fcntl
 import hashlib
 import inspect
 import json
@@ -414,7 +415,16 @@ def build_group(group):
 
 
 def ensure_built(versions=None):
-    """Build whatever the cache lacks; return the bin dir. Builds nothing when complete."""
+    """Build whatever the cache lacks; return the bin dir. Builds nothing when complete.
+
+    The cache is shared by every checkout and bed cluster of the user: one build at a time."""
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with open(cache_root() / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure_built(versions)
+
+
+def _ensure_built(versions):
     versions = versions or load_versions()
     groups = build_groups(versions)
     bindir = bin_dir(versions, groups)

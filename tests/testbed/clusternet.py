@@ -27,6 +27,8 @@ from . import procs
 from .common import REPO_ROOT, STATE_DIR
 
 CONNECT_TIMEOUT = 10
+HEADER_TIMEOUT = 30
+LIST_TIMEOUT = 5  # well inside a webhook's 10 s budget
 SOCKET = STATE_DIR / "cluster-network.sock"
 ENDPOINTS = STATE_DIR / "cluster-network.json"
 EGRESS_CONFIG = STATE_DIR / "egress-selector.yaml"
@@ -75,11 +77,17 @@ class ClusterNetwork:
     def __init__(self, server, ca, cert, key, endpoints):
         self.server = server
         self.endpoints = endpoints
-        self.tls = ssl.create_default_context(cafile=ca)
-        self.tls.load_cert_chain(cert, key)
+        tls = ssl.create_default_context(cafile=ca)
+        tls.load_cert_chain(cert, key)
+        # Never through a proxy of the environment: the API server is on loopback.
+        self.opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls)
+        )
 
     def services(self):
-        with urllib.request.urlopen(f"{self.server}/api/v1/services", context=self.tls, timeout=10) as answer:
+        # resourceVersion=0: the API server's watch cache, not a quorum read of etcd for every tunnel.
+        url = f"{self.server}/api/v1/services?resourceVersion=0"
+        with self.opener.open(url, timeout=LIST_TIMEOUT) as answer:
             return json.load(answer)["items"]
 
     def resolve(self, host, port):
@@ -107,20 +115,19 @@ class ClusterNetwork:
         raise LookupError(f"no local process serves Service {ident} (selector {selector}, targetPort {target})")
 
     async def handle(self, reader, writer):
+        upstream_writer = None
         try:
-            request = (await reader.readline()).decode("latin-1").split()
-            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                pass  # headers: nothing in them matters here
+            request = await asyncio.wait_for(self.read_request(reader), HEADER_TIMEOUT)
             if len(request) < 2 or request[0] != "CONNECT":
                 await self.answer(writer, "405 only CONNECT is served here")
                 return
-            host, _, port = request[1].rpartition(":")
+            host, port = request[1].rpartition(":")[::2]
             try:
                 local, how = await asyncio.to_thread(self.resolve, host.strip("[]"), int(port))
                 upstream_reader, upstream_writer = await asyncio.wait_for(
                     asyncio.open_connection("127.0.0.1", local), CONNECT_TIMEOUT
                 )
-            except (LookupError, OSError, ValueError, asyncio.TimeoutError) as exc:
+            except Exception as exc:  # noqa: BLE001 -- whatever it is, the API server gets it as the 502's reason
                 print(f"CONNECT {request[1]}: refused: {exc}", flush=True)
                 await self.answer(writer, f"502 {exc}")
                 return
@@ -128,8 +135,19 @@ class ClusterNetwork:
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await writer.drain()
             await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+        except (OSError, asyncio.TimeoutError):
+            pass  # the client went away, or never sent its request
         finally:
-            writer.close()
+            for side in (upstream_writer, writer):
+                if side is not None:
+                    side.close()
+
+    @staticmethod
+    async def read_request(reader):
+        request = (await reader.readline()).decode("latin-1").split()
+        while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+            pass  # headers: nothing in them matters here
+        return request
 
     @staticmethod
     async def answer(writer, status):
@@ -138,14 +156,15 @@ class ClusterNetwork:
 
 
 async def pipe(reader, writer):
+    """Copy until EOF, then pass the EOF on (half-close); the caller closes both sides when both are done."""
     try:
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
     except OSError:
         pass
-    finally:
-        writer.close()
 
 
 async def serve(args):

@@ -50,9 +50,10 @@ def recorded():
 
 
 def members():
-    """The fleet clusters whose `up` finished, in order of their number."""
-    ready = [name for name in recorded() if FLEET_NAME.fullmatch(name) and (load_state(name) or {}).get("ready")]
-    return sorted(ready, key=lambda name: int(FLEET_NAME.fullmatch(name).group(1)))
+    """{name: state} of the fleet clusters whose `up` finished, in order of their number."""
+    states = {name: load_state(name) for name in recorded() if FLEET_NAME.fullmatch(name)}
+    ready = sorted((n for n, state in states.items() if (state or {}).get("ready")), key=lambda n: int(n.split("-")[1]))
+    return {name: states[name] for name in ready}
 
 
 def run(name, *args, check=True):
@@ -86,9 +87,9 @@ def inventory():
             # The python running ansible-playbook: the venv, with the kubernetes client the modules use.
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
             "kubeconfig": str(of_cluster(KUBECONFIG, name)),
-            "testbed_server": load_state(name).get("server"),
+            "testbed_server": state.get("server"),
         }
-        for name in members()
+        for name, state in members().items()
     }
     return {"all": {"children": {INVENTORY_GROUP: {"hosts": hosts}}}} if hosts else None
 

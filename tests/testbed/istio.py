@@ -169,18 +169,39 @@ def fail_injected_pods(core, revision, mode):
     istiod adds the injector config's `injectedAnnotations` to every pod it injects and reloads the
     config when its ConfigMap changes, so pods created after this (e.g. by a rollout onto the revision)
     carry the bed's fail annotation. Pods injected before keep what they had."""
+    from kubernetes.client.rest import ApiException
+
     name = "istio-sidecar-injector" + ("" if revision == "default" else f"-{revision}")
-    configmap = core.read_namespaced_config_map(name, NAMESPACE)
-    config = yaml.safe_load(configmap.data["config"])
-    annotations = {k: v for k, v in (config.get("injectedAnnotations") or {}).items() if k != stages.FAIL_ANNOTATION}
-    if mode:
-        annotations[stages.FAIL_ANNOTATION] = mode
-    config["injectedAnnotations"] = annotations
-    body = {
-        "metadata": {"resourceVersion": configmap.metadata.resource_version},
-        "data": {"config": yaml.safe_dump(config)},
-    }
-    core.patch_namespaced_config_map(name, NAMESPACE, body)
+    for _attempt in range(5):  # istiod or istioctl may write the ConfigMap meanwhile
+        configmap = core.read_namespaced_config_map(name, NAMESPACE)
+        config = yaml.safe_load(configmap.data["config"])
+        annotations = dict(config.get("injectedAnnotations") or {})
+        annotations.pop(stages.FAIL_ANNOTATION, None)
+        if mode:
+            annotations[stages.FAIL_ANNOTATION] = mode
+        config["injectedAnnotations"] = annotations
+        body = {
+            "metadata": {"resourceVersion": configmap.metadata.resource_version},
+            "data": {"config": yaml.safe_dump(config)},
+        }
+        try:
+            core.patch_namespaced_config_map(name, NAMESPACE, body)
+            break
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    else:
+        raise RuntimeError(f"could not update ConfigMap {NAMESPACE}/{name}: conflicts kept coming")
+
+    def in_effect():
+        annotations = injection_probe(core, revision).metadata.annotations or {}
+        return annotations.get(stages.FAIL_ANNOTATION) == mode
+
+    deadline = time.monotonic() + 60
+    while not in_effect():  # istiod reloads its injector config within a second or two
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"istiod of {revision} did not take up the injector config change within 60 s")
+        time.sleep(0.5)
 
 
 def injection_probe(core, revision):

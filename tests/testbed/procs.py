@@ -21,9 +21,10 @@ STATE_FILE = STATE_DIR / "state.json"
 
 
 def load_state(path=STATE_FILE):
-    if path.exists():
+    try:
         return json.loads(path.read_text())
-    return None
+    except FileNotFoundError:  # down, or being stopped by another process right now
+        return None
 
 
 def save_state(state):

@@ -105,3 +105,33 @@ def test_the_socket_path_limit_is_the_kernels(tmp_path):
         sock.bind(longest)
     with socket.socket(socket.AF_UNIX) as sock, pytest.raises(OSError):
         sock.bind(longest + "x")
+
+
+def test_a_half_closed_tunnel_still_carries_the_answer(network, tmp_path):
+    """The client sends its request and EOF; the answer that comes after must still reach it."""
+
+    async def scenario():
+        async def reply_after_eof(reader, writer):
+            request = await reader.read()  # until the client's EOF
+            await asyncio.sleep(0.2)
+            writer.write(b"answer to " + request)
+            await writer.drain()
+            writer.close()
+
+        upstream = await asyncio.start_server(reply_after_eof, "127.0.0.1", 0)
+        port = upstream.sockets[0].getsockname()[1]
+        clusternet.publish(network.endpoints, "istiod-1-31-local", "istio-system", POD_LABELS, {15017: port})
+        path = str(tmp_path / "s.sock")
+        proxy = await asyncio.start_unix_server(network.handle, path=path)
+        reader, writer = await asyncio.open_unix_connection(path)
+        writer.write(b"CONNECT 10.96.0.20:443 HTTP/1.1\r\n\r\n")
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        await reader.readline()
+        writer.write(b"ping")
+        writer.write_eof()
+        answer = await reader.read()
+        proxy.close()
+        upstream.close()
+        return answer
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 20)) == b"answer to ping"
