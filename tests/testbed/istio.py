@@ -197,11 +197,8 @@ def fail_injected_pods(core, revision, mode):
         annotations = injection_probe(core, revision).metadata.annotations or {}
         return annotations.get(stages.FAIL_ANNOTATION) == mode
 
-    deadline = time.monotonic() + 60
-    while not in_effect():  # istiod reloads its injector config within a second or two
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"istiod of {revision} did not take up the injector config change within 60 s")
-        time.sleep(0.5)
+    # istiod reloads its injector config within a second or two.
+    procs.wait_for(f"istiod of {revision} taking up the injector config", in_effect, procs.load_state(), timeout=60)
 
 
 def injection_probe(core, revision):

@@ -61,6 +61,16 @@ def test_publish_replaces_an_endpoint_of_the_same_name(tmp_path):
     assert [(e["name"], e["ports"]) for e in clusternet.read_endpoints(endpoints)] == [("a", {"1": 3}), ("b", {"1": 4})]
 
 
+async def tunnel_to(network, tmp_path, upstream_handler):
+    """The proxy on a unix socket in TMP_PATH, forwarding the istiod Service to a server running UPSTREAM_HANDLER."""
+    upstream = await asyncio.start_server(upstream_handler, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    clusternet.publish(network.endpoints, "istiod-1-31-local", "istio-system", POD_LABELS, {15017: port})
+    path = str(tmp_path / "s.sock")
+    proxy = await asyncio.start_unix_server(network.handle, path=path)
+    return path, proxy, upstream
+
+
 def test_connect_tunnels_to_the_local_process_and_a_refusal_names_the_reason(network, tmp_path):
     async def scenario():
         async def echo(reader, writer):
@@ -68,11 +78,7 @@ def test_connect_tunnels_to_the_local_process_and_a_refusal_names_the_reason(net
             await writer.drain()
             writer.close()
 
-        upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
-        port = upstream.sockets[0].getsockname()[1]
-        clusternet.publish(network.endpoints, "istiod-1-31-local", "istio-system", POD_LABELS, {15017: port})
-        path = str(tmp_path / "s.sock")
-        proxy = await asyncio.start_unix_server(network.handle, path=path)
+        path, proxy, upstream = await tunnel_to(network, tmp_path, echo)
 
         async def connect(target):
             reader, writer = await asyncio.open_unix_connection(path)
@@ -118,11 +124,7 @@ def test_a_half_closed_tunnel_still_carries_the_answer(network, tmp_path):
             await writer.drain()
             writer.close()
 
-        upstream = await asyncio.start_server(reply_after_eof, "127.0.0.1", 0)
-        port = upstream.sockets[0].getsockname()[1]
-        clusternet.publish(network.endpoints, "istiod-1-31-local", "istio-system", POD_LABELS, {15017: port})
-        path = str(tmp_path / "s.sock")
-        proxy = await asyncio.start_unix_server(network.handle, path=path)
+        path, proxy, upstream = await tunnel_to(network, tmp_path, reply_after_eof)
         reader, writer = await asyncio.open_unix_connection(path)
         writer.write(b"CONNECT 10.96.0.20:443 HTTP/1.1\r\n\r\n")
         assert (await reader.readline()).startswith(b"HTTP/1.1 200")
