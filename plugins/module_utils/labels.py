@@ -52,6 +52,18 @@ GATEWAY_OF = _PREFIX + "gateway"  # label on Gateway resources made by gateway_c
 # Its companion: gateway names repeat across namespaces (istio-ingressgateway), so cleanup needs both.
 GATEWAY_NAMESPACE_OF = _PREFIX + "gateway-namespace"
 STATE = _PREFIX + "state"  # annotation: JSON of what a canary changed, restored on promote/rollback
+# Marks of the helm and manifest install methods on each object they apply for a gateway (istioctl's owner
+# labels name the IstioOperator instead): the method, and the gateway's name (the namespace is the object's).
+INSTALLED_BY = _PREFIX + "installed-by"
+INSTALLED_FOR = _PREFIX + "installed-for"
+
+# Helm's ownership marks (pkg/action/validate.go): a release adopts an existing object only when they name it.
+HELM_RELEASE_NAME = "meta.helm.sh/release-name"
+HELM_RELEASE_NAMESPACE = "meta.helm.sh/release-namespace"
+HELM_MANAGED_BY_VALUE = "Helm"
+# Helm's release records: Secrets sh.helm.release.v1.<release>.v<N> labelled owner=helm, name=<release>.
+HELM_RECORD_OWNER = ("owner", "helm")
+HELM_RECORD_NAME = "name"
 
 
 # IstioOperator names: "<namespace>.<gateway>" (one dot) when that fits in a label value; else

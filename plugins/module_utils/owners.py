@@ -10,8 +10,6 @@ named, unless the caller opted in to adoption (the module's `adopt` option).
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError
 
-HELM_RELEASE_NAME = "meta.helm.sh/release-name"
-HELM_RELEASE_NAMESPACE = "meta.helm.sh/release-namespace"
 # Field managers that are the API server's or a controller's, not an installer's.
 _BACKGROUND_MANAGERS = ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-apiserver")
 
@@ -26,10 +24,13 @@ def describe_owner(obj):
     labels = meta.get("labels") or {}
     annotations = meta.get("annotations") or {}
     clues = []
-    if annotations.get(HELM_RELEASE_NAME):
+    if annotations.get(L.HELM_RELEASE_NAME):
         clues.append(
             "Helm release %s/%s"
-            % (annotations.get(HELM_RELEASE_NAMESPACE) or meta.get("namespace") or "", annotations[HELM_RELEASE_NAME])
+            % (
+                annotations.get(L.HELM_RELEASE_NAMESPACE) or meta.get("namespace") or "",
+                annotations[L.HELM_RELEASE_NAME],
+            )
         )
     # Istio's charts stamp managed-by=Helm on what istioctl renders too: there the owner label says more.
     if labels.get(L.MANAGED_BY) and not labels.get(L.OWNING_RESOURCE):

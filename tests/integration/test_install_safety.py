@@ -18,7 +18,7 @@ import yaml
 from ansible_collections.istio_ops.gateways.plugins.module_utils import gateway
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.inventory import OWNED_KINDS
-from ansible_collections.istio_ops.gateways.plugins.module_utils.owners import HELM_RELEASE_NAME, HELM_RELEASE_NAMESPACE
+from ansible_collections.istio_ops.gateways.plugins.module_utils.labels import HELM_RELEASE_NAME, HELM_RELEASE_NAMESPACE
 
 from .conftest import snapshot
 from .test_istio_gateway import _expect_failure

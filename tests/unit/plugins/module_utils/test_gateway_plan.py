@@ -65,7 +65,7 @@ def test_a_helm_made_deployment_of_the_same_name_is_refused_with_its_owner():
         NAME,
         NS,
         {L.MANAGED_BY: "Helm"},
-        annotations={owners.HELM_RELEASE_NAME: "edge", owners.HELM_RELEASE_NAMESPACE: NS},
+        annotations={L.HELM_RELEASE_NAME: "edge", L.HELM_RELEASE_NAMESPACE: NS},
     )
     kube = PlanKube([namespace(), helm])
     with pytest.raises(owners.ForeignObject) as err:

@@ -1,0 +1,75 @@
+# Copyright: istio_ops.gateways contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one interface of an install method, and the one place that picks the implementation.
+
+Istio documents three ways to deploy a gateway with the same result: an IstioOperator with `istioctl install`,
+the `istio/gateway` Helm chart, and plain Kubernetes YAML relying on injection. istio_gateway coordinates;
+each method (install_istioctl, install_helm, install_manifest) says what it would apply, how the API server
+would store it, how it writes it, and which marks say an object is its own for one gateway.
+
+The plan (istio_gateway's manager) is the same for every method: render, compare each object with the live
+one by a server-side dry run under the method's field manager, apply only when something differs, prune
+what the method owns for the gateway and no longer renders.
+"""
+
+
+class InstallMethod(object):
+    """One install method for one gateway (module params `params`)."""
+
+    name = None  # the value of istio_gateway's `method` option
+    field_manager = None  # whose server-side apply the dry run compares as
+
+    def __init__(self, module, kube, params, result):
+        self.module = module
+        self.kube = kube
+        self.params = params
+        self.result = result  # the module result: a method reports its binary and commands under its name
+
+    def preflight(self, plane):
+        """Check what the method needs (binary, version against the control plane `plane`); raise InputError."""
+
+    def render(self, params):
+        """The objects the method would apply for `params` (the canary's split may replace replicas), each
+        carrying the method's ownership marks, only the owned kinds (ownership.OWNED_KINDS), all in the
+        gateway's namespace."""
+        raise NotImplementedError
+
+    def owns(self, obj):
+        """Whether the method's marks say obj is this gateway's (ownership.owner_of decides for all methods)."""
+        raise NotImplementedError
+
+    def dry_run(self, obj):
+        """obj as the API server would store it once the method applies it (a server-side dry run)."""
+        return self.kube.apply(obj, field_manager=self.field_manager, dry_run=True)
+
+    def pending(self):
+        """Reasons to apply although every object matches (a Helm release that is missing or failed): [str]."""
+        return []
+
+    def apply(self, desired, changes):
+        """Write: make the cluster hold `desired`. `changes` is the plan (ownership.change dicts)."""
+        raise NotImplementedError
+
+    def claim_patch(self, obj):
+        """A metadata merge patch that makes a live object this method's (migration, adoption)."""
+        raise NotImplementedError
+
+    def describe(self):
+        """What the result reports about the method (binary path, version, commands)."""
+        return {}
+
+
+def method_class(name):
+    """The implementation of method `name`: the one place that maps the option to a class."""
+    # Imported here: each implementation imports this module for the base class.
+    from ansible_collections.istio_ops.gateways.plugins.module_utils import (
+        install_helm,
+        install_istioctl,
+        install_manifest,
+    )
+
+    return {
+        "istioctl": install_istioctl.IstioctlMethod,
+        "helm": install_helm.HelmMethod,
+        "manifest": install_manifest.ManifestMethod,
+    }[name]
