@@ -190,6 +190,20 @@ def read_state(obj):
     return state
 
 
+def live_split(kube, stable):
+    """During a canary of the gateway whose live Deployment is `stable`: {"replicas": the stable's live count,
+    "autoscaling": its HPA's live bounds or None}; None when no canary is in progress. For istio_gateway, so
+    that a reconcile renders the split instead of fighting it; the state annotation is read here only."""
+    if stable is None or read_state(stable) is None:
+        return None
+    meta = stable["metadata"]
+    hpa = kube.get(*HPA, name=meta["name"], namespace=meta["namespace"])
+    bounds = None
+    if hpa is not None:
+        bounds = {"enabled": True, "min": hpa["spec"].get("minReplicas"), "max": hpa["spec"]["maxReplicas"]}
+    return {"replicas": stable["spec"].get("replicas"), "autoscaling": bounds}
+
+
 def state_patch(state, spec):
     """A merge patch of `spec` that records `state` in the STATE annotation (None removes it)."""
     return {"metadata": {"annotations": {L.STATE: json.dumps(state, sort_keys=True) if state else None}}, "spec": spec}
@@ -219,7 +233,7 @@ def revision_of(obj):
 def canary_deployment(stable, canary_name, revision, replicas, role=None):
     """The canary: the live stable Deployment with another name, revision, replicas and the canary mark.
 
-    istioctl's owner labels are dropped so that istioctl never prunes or claims the copy;
+    the install methods' marks are dropped so that no method prunes or claims the copy;
     server-owned fields are dropped by building the object from metadata essentials and spec.
     """
     meta = stable["metadata"]
@@ -230,7 +244,7 @@ def canary_deployment(stable, canary_name, revision, replicas, role=None):
     template_meta = spec["template"].setdefault("metadata", {})
     template_meta.pop("creationTimestamp", None)
     pod_labels = {
-        k: v for k, v in (template_meta.get("labels") or {}).items() if k not in L.OWNER_LABEL_KEYS or k in selector
+        k: v for k, v in (template_meta.get("labels") or {}).items() if k not in L.METHOD_MARK_KEYS or k in selector
     }
     pod_labels[L.REVISION] = revision
     pod_labels.pop(L.ROLE, None)
@@ -239,7 +253,7 @@ def canary_deployment(stable, canary_name, revision, replicas, role=None):
     template_meta["labels"] = pod_labels
     if L.REVISION in (template_meta.get("annotations") or {}):
         template_meta["annotations"][L.REVISION] = revision
-    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in L.OWNER_LABEL_KEYS}
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in L.METHOD_MARK_KEYS}
     labels.update({L.REVISION: revision, L.CANARY_OF: meta["name"]})
     return {
         "apiVersion": "apps/v1",
@@ -308,7 +322,7 @@ def canary_service(svc, canary_name, stable_name):
     for port in spec.get("ports", []):
         ports.append({k: port[k] for k in ("name", "port", "targetPort", "protocol", "appProtocol") if k in port})
     meta = svc["metadata"]
-    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in L.OWNER_LABEL_KEYS}
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in L.METHOD_MARK_KEYS}
     labels[L.CANARY_OF] = stable_name
     annotations = {
         k: v

@@ -9,8 +9,8 @@ labels), its canary and, on request, its Gateway resources; the namespace goes o
 collection created it and nothing else is left, or when the caller asks and no workload remains.
 """
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import inventory, validate
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
+from ansible_collections.istio_ops.gateways.plugins.module_utils import owners, ownership, validate
 from ansible_collections.istio_ops.gateways.plugins.module_utils.args import (
     AUTH_ARG_SPEC,
     ISTIOCTL_ARG_SPEC,
@@ -37,6 +37,7 @@ ARGUMENT_SPEC = merge_specs(
         force=dict(type="bool", default=False),
         purge=dict(type="bool", default=False),
         confirm_purge=dict(type="str"),
+        adopt=dict(type="bool", default=False),
     ),
 )
 MODULE_KWARGS = dict(
@@ -108,14 +109,14 @@ def check_inputs(params):
         raise InputError("; ".join(errors))
 
 
-def ownership(deployment, name, namespace):
-    """How the gateway was installed: ("collection" | "istioctl", owner label selector); raise if not ours to remove.
+def foreign_gateway(deployment, name, namespace, adopt):
+    """(installed_by, objects selector) of a gateway Deployment the collection did not install; raise unless
+    `adopt` and its installer's marks say which objects belong to it.
 
-    istio_gateway gives each gateway an IstioOperator of its own (labels.iop_name), but the IstioOperator's
-    name is the only mark istioctl propagates (istio_gateway cannot add one of its own to what istioctl
-    applies), and a hand-written IstioOperator of the same name, which may hold several gateways, cannot be
-    told apart. So both ways select by owner labels and component, and the caller restricts to the chart's
-    object names for this gateway: "collection" only says the IstioOperator bears the collection's name.
+    A gateway installed by hand with istioctl (a hand-written IstioOperator, which may hold several gateways)
+    is selected by its owner labels and component, restricted to the chart's object names for this gateway; one
+    installed by hand with Helm, by its release. One with no installer's marks cannot be told apart from the
+    objects around it and is refused even with adopt.
     """
     where = "%s/%s" % (namespace, name)
     labels = deployment["metadata"].get("labels") or {}
@@ -124,58 +125,50 @@ def ownership(deployment, name, namespace):
             "name: Deployment %s is the canary of gateway %r; give the stable gateway's name (its canary is removed "
             "with it), or end the canary with gateway_canary" % (where, labels[L.CANARY_OF])
         )
-    iop = labels.get(L.OWNING_RESOURCE)
-    if not iop:
-        raise InputError(
-            "name: Deployment %s carries no istioctl owner label (%s), so neither istioctl nor this collection "
-            "installed it and its objects cannot be told apart from others; remove it with the tool that "
-            "installed it (for example helm uninstall)" % (where, L.OWNING_RESOURCE)
+    method = ownership.installed_by(deployment)
+    if method is None or method == "manifest":
+        raise owners.refuse(
+            deployment,
+            "no installer's marks say which objects belong to it, so they cannot be told apart from others",
+            "remove it with the tool or the files that made it",
         )
-    component = labels.get(L.OPERATOR_COMPONENT)
-    if component not in L.KIND_BY_COMPONENT:
+    if method == "istioctl" and labels.get(L.OPERATOR_COMPONENT) not in L.KIND_BY_COMPONENT:
         raise InputError(
             "name: Deployment %s is not a gateway (istioctl component %r); this module removes gateways only, and "
-            "the control plane only with purge" % (where, component)
+            "the control plane only with purge" % (where, labels.get(L.OPERATOR_COMPONENT))
         )
-    # The component is part of the selector either way: an IstioOperator's name is the only mark istioctl
-    # puts on what it applies, and a hand-written one may carry the collection's name (see gateway_targets).
-    owner = {L.OWNING_RESOURCE: iop, L.OPERATOR_COMPONENT: component}
-    iop_namespace = labels.get(L.OWNING_RESOURCE_NAMESPACE)
-    if iop_namespace:
-        owner[L.OWNING_RESOURCE_NAMESPACE] = iop_namespace
-    if iop in L.owner_names(name, namespace):  # current or legacy (earlier collection version) name
-        return "collection", owner
-    return "istioctl", owner
+    if not adopt:
+        raise owners.refuse(
+            deployment,
+            "gateway_cleanup removes only gateways the collection installed",
+            "remove it with the tool that installed it, or set adopt: true to remove it and what its installer's "
+            "marks say belongs to it",
+        )
+    if method == "istioctl":
+        # The component is part of the selector: an IstioOperator's name is the only mark istioctl puts on what
+        # it applies, and a hand-written one may hold several gateways.
+        owner = {L.OWNING_RESOURCE: labels[L.OWNING_RESOURCE], L.OPERATOR_COMPONENT: labels[L.OPERATOR_COMPONENT]}
+        if labels.get(L.OWNING_RESOURCE_NAMESPACE):
+            owner[L.OWNING_RESOURCE_NAMESPACE] = labels[L.OWNING_RESOURCE_NAMESPACE]
+        return method, owner
+    annotations = deployment["metadata"].get("annotations") or {}
+    return method, {L.HELM_RELEASE_NAME: annotations[L.HELM_RELEASE_NAME]}
 
 
-def gateway_targets(kube, name, namespace, gateway_configs=False):
+def gateway_targets(kube, name, namespace, gateway_configs=False, adopt=False):
     """(facts, objects): what cleanup removes for one gateway, canary and Gateway resources first."""
     deployment = kube.get("apps/v1", "Deployment", name, namespace)
     facts = {"name": name, "namespace": namespace, "found": deployment is not None, "installed_by": None}
-    if deployment is None:
-        # Leftovers of a collection gateway whose Deployment is already gone (an interrupted run): its
-        # gateway chart objects only, as below.
-        owned = [
-            o
-            for o in inventory.owned_objects(kube, name, namespace)
-            if (o["metadata"].get("labels") or {}).get(L.OPERATOR_COMPONENT) in L.KIND_BY_COMPONENT
-            and _chart_object(o, name, (o["metadata"].get("labels") or {}).get(L.REVISION))
-        ]
-        if owned:
-            facts["installed_by"] = "collection"
-    else:
-        facts["installed_by"], owner = ownership(deployment, name, namespace)
+    objects = ownership.gateway_objects(kube, name, namespace)
+    if deployment is not None and ownership.owner_of(deployment, name, namespace) is None:
+        facts["installed_by"], owner = foreign_gateway(deployment, name, namespace, adopt)
         facts["owner"] = owner
-        selector = L.selector_string(owner)
-        revision = (deployment["metadata"].get("labels") or {}).get(L.REVISION)
-        owned = []
-        for api_version, kind in inventory.OWNED_KINDS:
-            owned += [
-                o
-                for o in kube.list(api_version, kind, namespace, label_selector=selector)
-                if _chart_object(o, name, revision)
-            ]
-    objects = inventory.canary_objects(kube, name, namespace) + owned
+        facts["adopted"] = True
+        objects += _foreign_objects(kube, facts["installed_by"], owner, deployment, name, namespace)
+    elif any(o["kind"] != "Secret" and not (o["metadata"].get("labels") or {}).get(L.CANARY_OF) for o in objects):
+        facts["installed_by"] = "collection"
+        if deployment is not None:
+            facts["method"] = ownership.owner_of(deployment, name, namespace)
     if gateway_configs and kube.has_api(GATEWAY_API):
         selector = L.selector_string(
             {L.GATEWAY_OF: name, L.GATEWAY_NAMESPACE_OF: namespace, L.MANAGED_BY: L.MANAGED_BY_VALUE}
@@ -184,9 +177,24 @@ def gateway_targets(kube, name, namespace, gateway_configs=False):
     return facts, objects
 
 
-def _chart_object(obj, name, revision):
-    """Whether obj bears the name the gateway chart gives that kind for gateway `name`."""
-    return obj["metadata"]["name"] == inventory.chart_object_names(name, revision).get(obj["kind"])
+def _foreign_objects(kube, method, owner, deployment, name, namespace):
+    """The objects an adopted foreign gateway's installer marks as its: the chart's names for this gateway."""
+    revision = (deployment["metadata"].get("labels") or {}).get(L.REVISION)
+    names = ownership.object_names(method, name, revision)
+    found = []
+    for api_version, kind in ownership.OWNED_KINDS:
+        if method == "istioctl":
+            candidates = kube.list(api_version, kind, namespace, label_selector=L.selector_string(owner))
+        else:
+            candidates = [
+                o
+                for o in kube.list(api_version, kind, namespace)
+                if (o["metadata"].get("annotations") or {}).get(L.HELM_RELEASE_NAME) == owner[L.HELM_RELEASE_NAME]
+            ]
+        found += [o for o in candidates if o["metadata"]["name"] == names.get(kind)]
+    if method == "helm":
+        found += ownership.helm_records(kube, owner[L.HELM_RELEASE_NAME], namespace)
+    return found
 
 
 def _uid(obj):
@@ -260,7 +268,7 @@ def leftovers(objects, removed, listed_kinds=()):
             return counts(owner)
         return (_group(ref.get("apiVersion")), ref.get("kind")) not in listed_kinds
 
-    left = [inventory.object_ref(o) for o in objects if counts(o)]
+    left = [ownership.object_ref(o) for o in objects if counts(o)]
     return sorted(left, key=lambda r: (r["kind"], r["name"]))
 
 
@@ -381,9 +389,9 @@ class GatewayCleanupManager(Manager):
                     raise InputError(problem)
         removed = []  # the objects removed (in check mode, to be removed), as they were read
         if p.get("name"):
-            facts, removed = gateway_targets(self.kube, p["name"], p["namespace"], p["gateway_configs"])
+            facts, removed = gateway_targets(self.kube, p["name"], p["namespace"], p["gateway_configs"], p["adopt"])
             self.result["gateway"] = facts
-            self.result["removed"] += inventory.delete_objects(self.kube, removed, self.check_mode, timeout)
+            self.result["removed"] += ownership.delete_objects(self.kube, removed, self.check_mode, timeout)
         # A gateway name that matches nothing (a typo) deletes nothing, its namespace included.
         gateway_missing = bool(p.get("name")) and not removed
         if p["purge"]:
@@ -433,9 +441,9 @@ class GatewayCleanupManager(Manager):
             after = purge_inventory(self.kube)
             # Without waiting, an object the API server is deleting counts as removed.
             left = [k for k in before if k in after and not after[k]["metadata"].get("deletionTimestamp")]
-            purge["remaining"] = [inventory.object_ref(before[k]) for k in left]
+            purge["remaining"] = [ownership.object_ref(before[k]) for k in left]
             went = [k for k in before if k not in left]
-        self.result["removed"] += [inventory.object_ref(before[k]) for k in went]
+        self.result["removed"] += [ownership.object_ref(before[k]) for k in went]
         return [before[k] for k in went]
 
     def _namespace(self, removed, timeout, gateway_missing=False):

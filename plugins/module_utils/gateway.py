@@ -1,20 +1,26 @@
 # Copyright: istio_ops.gateways contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""istio_gateway: one IstioOperator per gateway, applied by istioctl only when the cluster differs.
+"""istio_gateway: one gateway, installed by the method the user picks, written only when the cluster differs.
 
-istioctl always force-applies and always says "installed", so the manager
-decides `changed` itself: it renders the objects istioctl would apply
-(`istioctl manifest generate --cluster-specific` plus istioctl's owner labels),
-dry-runs each as a server-side apply with istioctl's field manager, and compares
-the answer with the live object. Only a difference runs `istioctl install`.
+The manager is the same for every method (install_method.py): the method renders the objects it would apply,
+each is compared with the live one by a server-side dry run under the method's field manager, and the method
+applies only when something differs. Objects the gateway owns under another method (or under the legacy
+IstioOperator name) that the render names are moved to this method by a metadata patch first (a migration);
+those it no longer renders are pruned after the apply.
 """
 
-import copy
 import datetime
 import json
 import time
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import control_plane, inventory, owners, validate
+from ansible_collections.istio_ops.gateways.plugins.module_utils import (
+    canary,
+    control_plane,
+    inventory,
+    owners,
+    ownership,
+    validate,
+)
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.args import (
     AUTH_ARG_SPEC,
@@ -24,18 +30,17 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.args import (
 )
 from ansible_collections.istio_ops.gateways.plugins.module_utils.common import Manager
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
-from ansible_collections.istio_ops.gateways.plugins.module_utils.istioctl import Istioctl
-from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import Conflict, NotFound, object_diff, strip_noise
+from ansible_collections.istio_ops.gateways.plugins.module_utils.install_istioctl import pinned_value_errors
+from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method import gateway_labels, method_class
+from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import (
+    Conflict,
+    Invalid,
+    NotFound,
+    object_diff,
+    strip_noise,
+)
 
-try:
-    import yaml
-except ImportError:  # pragma: no cover - reported by run_module
-    yaml = None
-
-DEFAULT_LABELS = {"ingress": {"istio": "ingressgateway"}, "egress": {"istio": "egressgateway"}}
-VALUES_KEY = {"ingress": "istio-ingressgateway", "egress": "istio-egressgateway"}
-COMPONENT_KEY = {"ingress": "ingressGateways", "egress": "egressGateways"}
-
+DEFAULT_HELM_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 SERVICE_OPTIONS = dict(
     type=dict(type="str", choices=["ClusterIP", "NodePort", "LoadBalancer"]),
     ports=dict(
@@ -84,66 +89,34 @@ ARGUMENT_SPEC = merge_specs(
         fix_injection_label=dict(type="bool", default=False),
         restart=dict(type="bool", default=False),
         adopt=dict(type="bool", default=False),
+        method=dict(type="str", default="istioctl", choices=list(ownership.METHODS)),
+        helm=dict(
+            type="dict",
+            apply_defaults=True,
+            options=dict(
+                repository=dict(type="str", default=DEFAULT_HELM_REPOSITORY),
+                chart=dict(type="str", default="gateway"),
+                version=dict(type="str"),
+                values=dict(type="dict"),
+                binary_path=dict(type="path"),
+            ),
+        ),
+        pod_disruption_budget=dict(
+            type="dict",
+            options=dict(min_available=dict(type="raw"), max_unavailable=dict(type="raw")),
+            mutually_exclusive=[("min_available", "max_unavailable")],
+            required_one_of=[("min_available", "max_unavailable")],
+        ),
         state=dict(type="str", default="present", choices=["present", "absent"]),
     ),
 )
 
 
-# User `values` the module sets itself, to keep a gateway install away from the control plane: (path, fix).
-PINNED_VALUES = (
-    (
-        ("global", "operatorManageWebhooks"),
-        "remove it: it stays true so that istioctl never rewrites the cluster's revision-tag webhooks",
-    ),
-    (("global", "istioNamespace"), "remove it and use the option istio_namespace"),
-    (("revision",), "remove it and use the option revision"),
-    (("ownerName",), "remove it: istioctl's owner labels name this gateway's IstioOperator"),
-)
-# Keys of a gateway chart's values (values.gateways.<chart>) that istioctl sets from the component, or that
-# enable another gateway (rendered into the Istio namespace): the option to use instead.
-PINNED_CHART_VALUES = {
-    "enabled": "the module enables exactly one gateway; use the options name and kind",
-    "name": "use the option name",
-    "namespace": "use the option namespace",
-    "labels": "use the option labels",
-}
-RENDERED_KINDS = frozenset(inventory.OWNED_KINDS)
+RENDERED_KINDS = frozenset(ownership.OWNED_KINDS)
 
 
-def pinned_value_errors(params):
-    """Errors for user `values` and `k8s` settings that would undo a pin (webhooks, Istio namespace,
-    revision, owner, the component's name and namespace)."""
-    errors = []
-    user_values = params.get("values") or {}
-    for path, fix in PINNED_VALUES:
-        node = user_values
-        for key in path:
-            node = node.get(key) if isinstance(node, dict) else None
-        if node is not None:
-            errors.append("values.%s: %r is set by the module; %s" % (".".join(path), node, fix))
-    charts = user_values.get("gateways")
-    for chart, chart_values in sorted(charts.items() if isinstance(charts, dict) else []):
-        for key in sorted(set(chart_values if isinstance(chart_values, dict) else ()) & set(PINNED_CHART_VALUES)):
-            errors.append(
-                "values.gateways.%s.%s: %r is set by the module; %s"
-                % (chart, key, chart_values[key], PINNED_CHART_VALUES[key])
-            )
-    overlays = (params.get("k8s") or {}).get("overlays") or []
-    for index, overlay in enumerate(overlays if isinstance(overlays, list) else []):
-        patches = overlay.get("patches") if isinstance(overlay, dict) else None
-        for number, patch in enumerate(patches if isinstance(patches, list) else []):
-            path = str((patch or {}).get("path") or "") if isinstance(patch, dict) else ""
-            if path.strip(".").split(".")[:2] == ["metadata", "namespace"]:
-                errors.append(
-                    "k8s.overlays[%d].patches[%d].path: %r would move %s %s out of the gateway's namespace; "
-                    "remove the patch and use the option namespace"
-                    % (index, number, path, overlay.get("kind"), overlay.get("name"))
-                )
-    return errors
-
-
-def check_rendered(objects, namespace):
-    """Fail unless istioctl rendered only the gateway chart's kinds, all in the gateway's namespace."""
+def check_rendered(objects, namespace, method):
+    """Fail unless the method rendered only the kinds a gateway owns, all in the gateway's namespace."""
     problems = []
     for obj in objects:
         meta = obj.get("metadata") or {}
@@ -154,25 +127,15 @@ def check_rendered(objects, namespace):
             problems.append("%s (outside namespace %r)" % (what, namespace))
     if problems:
         raise InputError(
-            "values/k8s: istioctl would render %s; a gateway install makes only %s in the gateway's namespace. "
+            "%s: %s would render %s; a gateway install makes only %s in the gateway's namespace. "
             "Nothing was applied; remove the values or k8s settings that add or move these objects"
-            % ("; ".join(problems), ", ".join(sorted({pair[1] for pair in RENDERED_KINDS})))
+            % (
+                "helm.values" if method == "helm" else "values/k8s",
+                method,
+                "; ".join(problems),
+                ", ".join(sorted({pair[1] for pair in RENDERED_KINDS})),
+            )
         )
-
-
-def deep_merge(base, extra):
-    """base updated recursively by extra (dicts merge, everything else replaces); returns a new dict."""
-    merged = copy.deepcopy(base)
-    for key, value in (extra or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def gateway_labels(params):
-    return params.get("labels") or DEFAULT_LABELS[params["kind"]]
 
 
 def check_inputs(params):
@@ -205,99 +168,61 @@ def check_inputs(params):
                     errors.append(error)
     if params.get("revision") == L.DEFAULT_REVISION:
         errors.append("revision: use no revision (omit it) for the default revision, not %r" % L.DEFAULT_REVISION)
-    errors += pinned_value_errors(params)
+    errors += pdb_errors(params)
+    errors += method_option_errors(params)
     if errors:
         raise InputError("; ".join(errors))
 
 
-def render_iop(params):
-    """The IstioOperator for one gateway. Its name (see labels.iop_name) makes istioctl's owner
-    labels unique, so installing one gateway never prunes another.
-
-    Chart values set what both gateway charts know (ingress and egress values differ: egress has
-    no replicaCount or loadBalancerIP); the component's k8s settings, which istioctl applies as
-    patches to the rendered objects, set the rest the same way for both kinds.
-    """
-    kind = params["kind"]
-    chart = {"injectionTemplate": params["injection_template"]}
-    k8s = {}
-    scaling = params.get("autoscaling")
-    if scaling is not None:
-        chart["autoscaleEnabled"] = scaling["enabled"]
-        if scaling.get("min") is not None:
-            chart["autoscaleMin"] = scaling["min"]
-        if scaling.get("max") is not None:
-            chart["autoscaleMax"] = scaling["max"]
-    if params.get("replicas") is not None:
-        k8s["replicaCount"] = params["replicas"]
-    service = params.get("service") or {}
-    if service.get("type"):
-        chart["type"] = service["type"]
-    if service.get("ports"):
-        chart["ports"] = [_chart_port(p) for p in service["ports"]]
-    if service.get("annotations"):
-        k8s["serviceAnnotations"] = service["annotations"]
-    service_spec = {}
-    if service.get("load_balancer_ip"):
-        service_spec["loadBalancerIP"] = service["load_balancer_ip"]
-    if service.get("external_traffic_policy"):
-        service_spec["externalTrafficPolicy"] = service["external_traffic_policy"]
-    if service_spec:
-        k8s["service"] = service_spec
-    if params.get("resources"):
-        k8s["resources"] = params["resources"]
-    if params.get("pod_annotations"):
-        k8s["podAnnotations"] = params["pod_annotations"]
-    k8s = deep_merge(k8s, params.get("k8s"))
-    component = {
-        "name": params["name"],
-        "namespace": params["namespace"],
-        "enabled": True,
-        "label": gateway_labels(params),
-    }
-    if k8s:
-        component["k8s"] = k8s
-    spec = {
-        "profile": "empty",
-        "components": {COMPONENT_KEY[kind]: [component]},
-        "values": deep_merge(
-            {
-                # operatorManageWebhooks: without it, a default-revision install rewrites the cluster's
-                # `default` revision tag webhooks (istioctl's WebhooksToDeploy); a gateway must not.
-                "global": {"istioNamespace": params["istio_namespace"], "operatorManageWebhooks": True},
-                "gateways": {VALUES_KEY[kind]: chart},
-            },
-            params.get("values"),
-        ),
-    }
-    if params.get("revision"):
-        spec["revision"] = params["revision"]
-    return {
-        "apiVersion": "install.istio.io/v1alpha1",
-        "kind": "IstioOperator",
-        # istioctl overwrites metadata.namespace with the Istio namespace; say so up front.
-        "metadata": {"name": L.iop_name(params["name"], params["namespace"]), "namespace": params["istio_namespace"]},
-        "spec": spec,
-    }
+def pdb_errors(params):
+    """A PodDisruptionBudget needs more than one pod: with one, it blocks every node drain (kubernetes#93476),
+    and both of Istio's gateway charts leave it out, so the option would silently do nothing."""
+    budget = params.get("pod_disruption_budget")
+    if not budget:
+        return []
+    errors = []
+    for key in ("min_available", "max_unavailable"):
+        value = budget.get(key)
+        if value is not None and validate.int_or_percent(value) is None:
+            errors.append(
+                "pod_disruption_budget.%s: %r is neither a count (0 or more) nor a percentage like '50%%'"
+                % (key, value)
+            )
+    scaling = params.get("autoscaling") or {}
+    if scaling.get("enabled", True):
+        smallest, option = scaling.get("min") or 1, "autoscaling.min"
+    else:
+        smallest, option = params.get("replicas") or 1, "replicas"
+    if smallest < 2:
+        errors.append(
+            "pod_disruption_budget: a budget needs at least 2 pods, but %s is %s; raise %s to 2 or more, or drop "
+            "pod_disruption_budget" % (option, smallest, option)
+        )
+    return errors
 
 
-def _chart_port(port):
-    chart = {"name": port["name"], "port": port["port"], "protocol": port.get("protocol") or "TCP"}
-    if port.get("target_port"):
-        chart["targetPort"] = port["target_port"]
-    if port.get("node_port"):
-        chart["nodePort"] = port["node_port"]
-    return chart
-
-
-def stamp_owner_labels(objects, iop, version, kind):
-    """Add the labels `istioctl install` adds at apply time (manifest generate leaves them out)."""
-    owner = L.owner_labels(
-        iop["metadata"]["name"], iop["metadata"]["namespace"], iop["spec"].get("revision"), version, kind
-    )
-    for obj in objects:
-        obj.setdefault("metadata", {}).setdefault("labels", {}).update(owner)
-    return objects
+def method_option_errors(params):
+    """Options that belong to another method than the one chosen, and the istioctl method's pinned values."""
+    method = params["method"]
+    if method == "istioctl":
+        errors = pinned_value_errors(params)
+        helm = params.get("helm") or {}
+        if helm.get("values") or helm.get("version") or helm.get("binary_path"):
+            errors.append("helm: set for method istioctl; drop it, or set method: helm")
+        return errors
+    errors = []
+    for key in ("values", "k8s"):
+        if params.get(key):
+            errors.append(
+                "%s: IstioOperator settings apply to method istioctl only, not %s; %s"
+                % (key, method, "use helm.values" if method == "helm" else "use the module's options")
+            )
+    if params.get("binary_path"):
+        errors.append(
+            "binary_path: names istioctl, which method %s does not run; %s"
+            % (method, "use helm.binary_path" if method == "helm" else "drop it")
+        )
+    return errors
 
 
 def colliding_workloads(deployments, name, selector, pod_labels):
@@ -318,7 +243,7 @@ class IstioGatewayManager(Manager):
     def run(self):
         p = self.params
         check_inputs(p)
-        self.result.update({"name": p["name"], "namespace": p["namespace"], "kind": p["kind"]})
+        self.result.update({"name": p["name"], "namespace": p["namespace"], "kind": p["kind"], "method": p["method"]})
         if p["state"] == "absent":
             return self._absent()
         return self._present()
@@ -330,35 +255,24 @@ class IstioGatewayManager(Manager):
         namespace = self._preflight_namespace()
         plane = control_plane.find(self.kube, p.get("revision"), p["istio_namespace"])
         self.result["control_plane"] = plane
-        istioctl = Istioctl(self.module, self.kube, p.get("binary_path"))
-        self.result["istioctl"] = {
-            "path": istioctl.path,
-            "version": istioctl.version(),
-            "commands": istioctl.commands,
-            "cached": istioctl.cached,
-        }
-        if not p["skip_version_check"]:
-            mismatch = control_plane.version_mismatch(istioctl.version(), plane)
-            if mismatch:
-                raise InputError(mismatch)
+        method = method_class(p["method"])(self.module, self.kube, p, self.result)
+        method.preflight(plane)
+        self.result[method.name] = method.describe()
         self._preflight_collisions(namespace)
 
         live_deployment = self.kube.get("apps/v1", "Deployment", p["name"], p["namespace"]) if namespace else None
-        iop = render_iop(self._keep_canary_split(live_deployment))
-        self.result["iop"] = iop
-        self._preflight_owner_name(iop["metadata"]["name"])
-        iop_path = istioctl.write_file("iop.yaml", yaml.safe_dump(iop, sort_keys=False))
+        render_params = self._keep_canary_split(live_deployment)
         started = time.monotonic()
-        desired = self._render(istioctl, iop_path, iop)
+        desired = self._render(method, render_params)
         timings["render_seconds"] = round(time.monotonic() - started, 3)
 
         before_revision = _revision_of(live_deployment)
         started = time.monotonic()
-        changes, migrations = self._plan(desired, namespace_exists=namespace is not None)
-        if istioctl.last_render_cached and any(c["action"] == "prune" for c in changes):
+        changes, migrations = self._plan(method, desired, namespace_exists=namespace is not None)
+        if method.rendered_from_cache and any(c["action"] == "prune" for c in changes):
             # Never delete on the strength of a cached render alone: render afresh and plan again.
-            desired = self._render(istioctl, iop_path, iop, use_cache=False)
-            changes, migrations = self._plan(desired, namespace_exists=namespace is not None)
+            desired = self._render(method, render_params, fresh=True)
+            changes, migrations = self._plan(method, desired, namespace_exists=namespace is not None)
         timings["plan_seconds"] = round(time.monotonic() - started, 3)
         if self.result.get("adopted"):
             self.module.warn(self._adopting)
@@ -366,10 +280,20 @@ class IstioGatewayManager(Manager):
             {"kind": c["kind"], "name": c["name"], "namespace": c["namespace"], "action": c["action"]} for c in changes
         ]
         if migrations:
-            self.result["migrated"] = [inventory.object_ref(m["live"]) for m in migrations]
-        needs_install = any(c["action"] != "none" for c in changes)
+            self.result["migrated"] = [
+                dict(ownership.object_ref(m["live"]), **{"from": m["from"], "to": p["method"]}) for m in migrations
+            ]
+        pending = method.pending() if namespace is not None else []
+        if pending:
+            self.result["pending"] = pending
+        needs_apply = bool(pending) or any(c["action"] in ("create", "update") for c in changes)
+        prunes = [c for c in changes if c["action"] == "prune"]
         self.result["changed"] = (
-            needs_install or bool(migrations) or (namespace is None) or bool(self.result.get("namespace_fixed"))
+            needs_apply
+            or bool(prunes)
+            or bool(migrations)
+            or (namespace is None)
+            or bool(self.result.get("namespace_fixed"))
         )
         if self.module._diff:
             self.result["diff"] = [object_diff(m["live"], m["after"]) for m in migrations] + [
@@ -379,22 +303,24 @@ class IstioGatewayManager(Manager):
         if not self.check_mode:
             if namespace is None:
                 self._create_namespace()
-            # Relabel before istioctl runs, so that it neither prunes nor recreates what it finds. That is the
-            # whole migration: istioctl keeps no in-cluster state named after the IstioOperator (no
-            # installed-state IstioOperator since the in-cluster operator went), and the chart's pod template
-            # carries no IstioOperator name (its owner label is the chart's ownerName, "unknown").
+            # Move what the gateway owns under another method (or the legacy IstioOperator name) to this one
+            # before the method applies, so that it neither refuses, prunes nor recreates what it finds.
             for migration in migrations:
-                self._relabel(migration["live"], dry_run=False)
-        if needs_install and not self.check_mode:
+                self._claim(method, migration["live"], dry_run=False)
+        if needs_apply and not self.check_mode:
             started = time.monotonic()
-            istioctl.install(iop_path, p["wait_timeout"])
+            method.apply(desired, changes)
             timings["install_seconds"] = round(time.monotonic() - started, 3)
-            # istioctl prunes only objects stamped with its own version; remove older leftovers too.
-            for change in changes:
-                if change["action"] == "prune":
-                    self.kube.delete(
-                        change["api_version"], change["kind"], change["name"], change["namespace"], read=change["live"]
-                    )
+        if prunes and not self.check_mode:
+            # What the gateway owns and this method no longer renders: the previous method's leftovers, objects
+            # an option switched off, or what an older istioctl applied (istioctl prunes only its own version's).
+            # After the apply, so that a migration serves from the new objects before the old ones go.
+            if p["wait"]:
+                self.kube.wait_rollout(p["name"], p["namespace"], p["wait_timeout"])
+            ownership.delete_objects(self.kube, [c["live"] for c in prunes])
+        if prunes and self.check_mode:
+            ownership.delete_objects(self.kube, [c["live"] for c in prunes], check_mode=True)
+        self.result[method.name] = method.describe()
 
         if p["restart"]:
             self.result["changed"] = True
@@ -414,19 +340,14 @@ class IstioGatewayManager(Manager):
         return self.result
 
     def _keep_canary_split(self, live_deployment):
-        """The parameters to render with: during a canary (gateway_canary's state annotation on the
-        Deployment), the live replica count and HPA bounds, so a scheduled reconcile never fights the split."""
-        annotations = ((live_deployment or {}).get("metadata", {}).get("annotations")) or {}
-        if L.STATE not in annotations:
+        """The parameters to render with: during a canary, the live replica count and HPA bounds (gateway_canary
+        says what they are), so a scheduled reconcile never fights the split."""
+        split = canary.live_split(self.kube, live_deployment)
+        if split is None:
             return self.params
-        adopted = dict(self.params, replicas=live_deployment["spec"].get("replicas"))
-        hpa = self.kube.get("autoscaling/v2", "HorizontalPodAutoscaler", self.params["name"], self.params["namespace"])
-        if hpa is not None:
-            adopted["autoscaling"] = {
-                "enabled": True,
-                "min": hpa["spec"].get("minReplicas"),
-                "max": hpa["spec"]["maxReplicas"],
-            }
+        adopted = dict(self.params, replicas=split["replicas"])
+        if split.get("autoscaling"):
+            adopted["autoscaling"] = split["autoscaling"]
         self.result["canary_in_progress"] = True
         self.module.warn(
             "a canary of %s/%s is in progress: kept its replica split (%s replicas%s); the options replicas and "
@@ -435,7 +356,7 @@ class IstioGatewayManager(Manager):
                 self.params["namespace"],
                 self.params["name"],
                 adopted["replicas"],
-                ", HPA pinned" if hpa is not None else "",
+                ", HPA pinned" if split.get("autoscaling") else "",
             )
         )
         return adopted
@@ -477,35 +398,33 @@ class IstioGatewayManager(Manager):
                 % (json.dumps(selector, sort_keys=True), p["namespace"], ", ".join(sorted(hits)))
             )
 
-    def _render(self, istioctl, iop_path, iop, use_cache=True):
-        """What `istioctl install` would apply, with its owner labels; only the chart's kinds, in the namespace."""
-        rendered = istioctl.manifest_generate(iop_path, use_cache=use_cache)
-        check_rendered(rendered, self.params["namespace"])
-        return stamp_owner_labels(rendered, iop, istioctl.version(), self.params["kind"])
+    def _render(self, method, params, fresh=False):
+        """What the method would apply, with its marks: only the owned kinds, in the gateway's namespace."""
+        rendered = method.render(params, fresh=fresh)
+        check_rendered(rendered, self.params["namespace"], method.name)
+        return rendered
 
-    def _plan(self, desired, namespace_exists):
+    def _plan(self, method, desired, namespace_exists):
         """(changes, migrations). One change per object: action create | update | prune | none, with the live
-        and the planned object; one migration per object of the gateway still owned under its legacy
-        IstioOperator name (labels.legacy_iop_name) that the render names, with the relabelled object.
+        and the planned object; one migration per object the gateway owns under another method (or the
+        legacy IstioOperator name) that the render names, with the object as the claim leaves it.
 
-        One LIST per owned kind (by istioctl's owner label, current or legacy name) yields the live objects
-        to compare, to migrate and to prune; only a desired object missing from it (not installed yet, or
-        not this gateway's) is read by name, and refused unless it may be adopted. Nothing is written:
-        relabelling is a server-side dry run here, so that check mode reports it and the comparison
-        sees the object as it will be.
+        One LIST per owned kind yields the live objects the gateway owns by any method (ownership.py); only a
+        desired object missing from it (not installed yet, or not this gateway's) is read by name, and refused
+        unless it may be adopted. Nothing is written: claims are server-side dry runs here, so that check mode
+        reports them and the comparison sees the object as it will be.
         """
         p = self.params
-        current_name = L.iop_name(p["name"], p["namespace"])
-        owned = inventory.owned_objects(self.kube, p["name"], p["namespace"]) if namespace_exists else []
+        owned = ownership.owned_objects(self.kube, p["name"], p["namespace"]) if namespace_exists else []
         wanted = {(o["kind"], o["metadata"]["name"]) for o in desired}
         live_by_key = {}
         migrations = []
         for obj in owned:
             key = (obj["kind"], obj["metadata"]["name"])
-            if obj["metadata"]["labels"][L.OWNING_RESOURCE] != current_name and key in wanted:
-                relabelled = self._relabel(obj, dry_run=True)
-                migrations.append({"live": obj, "after": relabelled})
-                live_by_key[key] = relabelled
+            if key in wanted and not method.owns(obj):
+                claimed = self._claim(method, obj, dry_run=True)
+                migrations.append({"live": obj, "after": claimed, "from": ownership.installed_by(obj)})
+                live_by_key[key] = claimed
             else:
                 live_by_key[key] = obj
         changes = []
@@ -520,17 +439,43 @@ class IstioGatewayManager(Manager):
             if live is None:
                 after, action = obj, "create"
             else:
-                after = self.kube.apply(obj, field_manager=L.ISTIOCTL_FIELD_MANAGER, dry_run=True)
+                after = self._dry_run(method, obj, live)
                 action = "none" if strip_noise(after) == strip_noise(live) else "update"
             changes.append(_change(obj, action, live, after))
-        self._check_foreign(foreign, current_name)
+        self._check_foreign(foreign, method)
         for obj in owned:
             if (obj["kind"], obj["metadata"]["name"]) not in wanted:
                 changes.append(_change(obj, "prune", obj, None))
+        if namespace_exists and method.name != "helm":
+            # A release of the gateway's own that another method now replaces: its records go with it.
+            records = [
+                r for r in ownership.gateway_objects(self.kube, p["name"], p["namespace"]) if r["kind"] == "Secret"
+            ]
+            changes += [_change(r, "prune", r, None) for r in records]
         return changes, migrations
 
-    def _check_foreign(self, foreign, current_name):
-        """Objects in the way that istioctl did not apply for this gateway: refused, or adopted on request."""
+    def _dry_run(self, method, obj, live):
+        try:
+            return method.dry_run(obj)
+        except Invalid as exc:
+            if obj["kind"] == "Deployment" and "selector" in str(exc):
+                raise InputError(
+                    "method: %s would give Deployment %s/%s the selector %s, but it has %s and a selector cannot "
+                    "change; keep method %s, or give the gateway labels both methods select the same way (%s)"
+                    % (
+                        method.name,
+                        obj["metadata"]["namespace"],
+                        obj["metadata"]["name"],
+                        json.dumps(obj["spec"]["selector"].get("matchLabels"), sort_keys=True),
+                        json.dumps((live["spec"].get("selector") or {}).get("matchLabels"), sort_keys=True),
+                        ownership.installed_by(live),
+                        exc,
+                    )
+                )
+            raise
+
+    def _check_foreign(self, foreign, method):
+        """Objects in the way that the collection did not install for this gateway: refused, or adopted on request."""
         if not foreign:
             return
         if not self.params["adopt"]:
@@ -539,9 +484,9 @@ class IstioGatewayManager(Manager):
             first, others = ordered[0], ordered[1:]
             error = owners.refuse(
                 first,
-                "it has a name istio_gateway would install, and istioctl would force-apply over it",
+                "it has a name istio_gateway would install, and %s would write over it" % method.name,
                 "remove it, give the gateway another name or namespace, or set adopt: true to take it over "
-                "(it is then owned by this gateway's IstioOperator %s)" % current_name,
+                "(it is then installed by method %s for this gateway)" % method.name,
             )
             if others:
                 error.message += "; the same holds for " + "; ".join(
@@ -549,48 +494,20 @@ class IstioGatewayManager(Manager):
                 )
                 error.args = (error.message,)
             raise error
-        self.result["adopted"] = [inventory.object_ref(obj) for obj in foreign]
-        self._adopting = "adopt: taking over %s (%s); from now on they are owned by IstioOperator %s" % (
+        self.result["adopted"] = [ownership.object_ref(obj) for obj in foreign]
+        self._adopting = "adopt: taking over %s (%s); from now on method %s installs them for this gateway" % (
             ", ".join("%s %s" % (obj["kind"], obj["metadata"]["name"]) for obj in foreign),
             "; ".join(sorted({owners.describe_owner(obj) for obj in foreign})),
-            current_name,
+            method.name,
         )
 
-    def _relabel(self, obj, dry_run):
-        """Move an object from the legacy owner name to the current one: a metadata-only merge patch, guarded
-        by the resourceVersion read, so the pod template (and the pods) stay as they are."""
+    def _claim(self, method, obj, dry_run):
+        """Move an object the gateway owns to `method`: a metadata-only merge patch guarded by the resourceVersion
+        read, so the pod template (and the pods) stay as they are until the method applies."""
         meta = obj["metadata"]
-        patch = {
-            "metadata": {
-                "labels": {L.OWNING_RESOURCE: L.iop_name(self.params["name"], self.params["namespace"])},
-                "resourceVersion": meta["resourceVersion"],
-            }
-        }
-        return self.kube.patch(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"], patch, dry_run=dry_run)
-
-    def _preflight_owner_name(self, iop_name):
-        """Fail when another namespace's Deployment already carries this gateway's owner name: istioctl prunes
-        by owner name across the cluster, so installing would delete that gateway."""
-        p = self.params
-        selector = "%s=%s" % (L.OWNING_RESOURCE, iop_name)
-        elsewhere = [
-            d
-            for d in self.kube.list("apps/v1", "Deployment", label_selector=selector)
-            if d["metadata"]["namespace"] != p["namespace"]
-        ]
-        if elsewhere:
-            raise InputError(
-                "name: the IstioOperator name %r of gateway %s/%s already owns Deployment(s) %s (%s), so installing "
-                "would let istioctl prune them; remove or rename the IstioOperator that installed them, or "
-                "install this gateway under another name or namespace"
-                % (
-                    iop_name,
-                    p["namespace"],
-                    p["name"],
-                    ", ".join(sorted("%s/%s" % (d["metadata"]["namespace"], d["metadata"]["name"]) for d in elsewhere)),
-                    "; ".join(sorted({owners.describe_owner(d) for d in elsewhere})),
-                )
-            )
+        return self.kube.patch(
+            obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"], method.claim_patch(obj), dry_run=dry_run
+        )
 
     def _create_namespace(self):
         ns = {
@@ -618,9 +535,19 @@ class IstioGatewayManager(Manager):
                 "restart: Deployment %s/%s does not exist yet" % (self.params["namespace"], self.params["name"])
             )
 
+    def _restart(self):
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        patch = {"spec": {"template": {"metadata": {"annotations": {L.RESTARTED_AT: now}}}}}
+        try:
+            self.kube.patch("apps/v1", "Deployment", self.params["name"], self.params["namespace"], patch)
+        except NotFound:
+            raise InputError(
+                "restart: Deployment %s/%s does not exist yet" % (self.params["namespace"], self.params["name"])
+            )
+
     # -- state: absent ---------------------------------------------------
     def _absent(self):
-        removed = inventory.remove_owned(
+        removed = ownership.remove_gateway(
             self.kube,
             self.params["name"],
             self.params["namespace"],

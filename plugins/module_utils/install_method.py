@@ -12,12 +12,22 @@ one by a server-side dry run under the method's field manager, apply only when s
 what the method owns for the gateway and no longer renders.
 """
 
+from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
+
+# The pod labels (and selector) a gateway gets when the option `labels` is not set.
+DEFAULT_LABELS = {"ingress": {"istio": "ingressgateway"}, "egress": {"istio": "egressgateway"}}
+
+
+def gateway_labels(params):
+    return params.get("labels") or DEFAULT_LABELS[params["kind"]]
+
 
 class InstallMethod(object):
     """One install method for one gateway (module params `params`)."""
 
     name = None  # the value of istio_gateway's `method` option
     field_manager = None  # whose server-side apply the dry run compares as
+    rendered_from_cache = False  # whether the last render came from a cache (a prune then renders afresh)
 
     def __init__(self, module, kube, params, result):
         self.module = module
@@ -28,10 +38,10 @@ class InstallMethod(object):
     def preflight(self, plane):
         """Check what the method needs (binary, version against the control plane `plane`); raise InputError."""
 
-    def render(self, params):
+    def render(self, params, fresh=False):
         """The objects the method would apply for `params` (the canary's split may replace replicas), each
         carrying the method's ownership marks, only the owned kinds (ownership.OWNED_KINDS), all in the
-        gateway's namespace."""
+        gateway's namespace. fresh: not from a cache."""
         raise NotImplementedError
 
     def owns(self, obj):
@@ -57,6 +67,21 @@ class InstallMethod(object):
     def describe(self):
         """What the result reports about the method (binary path, version, commands)."""
         return {}
+
+
+def claim(obj, labels, helm_annotations):
+    """The metadata merge patch that moves obj to another method: `labels` set (None removes a key), Helm's
+    release annotations set to `helm_annotations` (None removes them); guarded by the resourceVersion read."""
+    meta = obj["metadata"]
+    live_labels = meta.get("labels") or {}
+    live_annotations = meta.get("annotations") or {}
+    wanted = helm_annotations or {L.HELM_RELEASE_NAME: None, L.HELM_RELEASE_NAMESPACE: None}
+    patch = {"labels": {k: v for k, v in labels.items() if v is not None or k in live_labels}}
+    annotations = {k: v for k, v in wanted.items() if v is not None or k in live_annotations}
+    if annotations:
+        patch["annotations"] = annotations
+    patch["resourceVersion"] = meta["resourceVersion"]
+    return {"metadata": patch}
 
 
 def method_class(name):

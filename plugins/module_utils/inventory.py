@@ -1,132 +1,12 @@
 # Copyright: istio_ops.gateways contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Reading gateways off the cluster: what a gateway owns, its status, pods and endpoints by revision."""
+"""Reading gateways off the cluster: their status, pods and endpoints by revision, who installed them.
+
+What a gateway owns, and removing it, is ownership.py's.
+"""
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
-
-# Kinds the gateway chart renders (and istioctl prunes) for one gateway.
-OWNED_KINDS = (
-    ("apps/v1", "Deployment"),
-    ("v1", "Service"),
-    ("v1", "ServiceAccount"),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    ("policy/v1", "PodDisruptionBudget"),
-    ("rbac.authorization.k8s.io/v1", "Role"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-    ("networking.k8s.io/v1", "NetworkPolicy"),
-)
-
-# Kinds gateway_canary creates for a canary.
-CANARY_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"))
-
-
-def owner_selector(name, namespace):
-    """Selects what istioctl applied for the collection's IstioOperator of this gateway (current name)."""
-    return "%s=%s" % (L.OWNING_RESOURCE, L.iop_name(name, namespace))
-
-
-def chart_object_names(name, revision):
-    """{kind: name} of what Istio's gateway chart renders for one gateway (manifests/charts/gateways)."""
-    names = dict.fromkeys(("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"), name)
-    names.update(
-        {
-            "ServiceAccount": name + "-service-account",
-            "Role": name + "-sds",
-            "RoleBinding": name + "-sds",
-            "NetworkPolicy": name if revision in (None, "", L.DEFAULT_REVISION) else "%s-%s" % (name, revision),
-        }
-    )
-    return names
-
-
-def is_chart_object(obj, name):
-    """Whether obj is a gateway component with the name the chart gives its kind for gateway `name`."""
-    labels = obj["metadata"].get("labels") or {}
-    return labels.get(L.OPERATOR_COMPONENT) in L.KIND_BY_COMPONENT and obj["metadata"]["name"] == (
-        chart_object_names(name, labels.get(L.REVISION)).get(obj["kind"])
-    )
-
-
-def owned_objects(kube, name, namespace):
-    """Objects in `namespace` that istioctl applied for this gateway's IstioOperator, under its current
-    name or the legacy one (labels.owner_names) of a gateway installed by an earlier collection version.
-
-    One LIST per kind (objects with an owner label), filtered here. The legacy name (`ns-gw`) is also
-    what a hand-written IstioOperator may be called, holding other gateways too: under it, only the
-    chart's objects of this gateway count.
-    """
-    current, legacy = L.iop_name(name, namespace), L.legacy_iop_name(name, namespace)
-    found = []
-    for api_version, kind in OWNED_KINDS:
-        for obj in kube.list(api_version, kind, namespace, label_selector=L.OWNING_RESOURCE):
-            owner = (obj["metadata"].get("labels") or {}).get(L.OWNING_RESOURCE)
-            if owner == current or (owner == legacy and is_chart_object(obj, name)):
-                found.append(obj)
-    return found
-
-
-def canary_objects(kube, name, namespace):
-    """Objects gateway_canary made for this gateway (Deployment, Service, HPA)."""
-    selector = "%s=%s" % (L.CANARY_OF, name)
-    found = []
-    for api_version, kind in CANARY_KINDS:
-        found += kube.list(api_version, kind, namespace, label_selector=selector)
-    return found
-
-
-def remove_owned(kube, name, namespace, check_mode=False, wait_timeout=0):
-    """Delete what this gateway owns (istioctl's objects and its canary); return kind/namespace/name refs."""
-    targets = owned_objects(kube, name, namespace) + canary_objects(kube, name, namespace)
-    return delete_objects(kube, targets, check_mode=check_mode, wait_timeout=wait_timeout)
-
-
-# Deletion order: config and scaling first, the Deployment last, so that a run cut short is retried
-# with the Deployment (and the owner labels on it) still there to say what belongs to the gateway.
-_DELETE_ORDER = (
-    "Gateway",
-    "HorizontalPodAutoscaler",
-    "PodDisruptionBudget",
-    "NetworkPolicy",
-    "Service",
-    "RoleBinding",
-    "Role",
-    "ServiceAccount",
-    "Deployment",
-)
-
-
-def object_ref(obj):
-    """{kind, namespace, name} of an object, as module results list them."""
-    meta = obj["metadata"]
-    return {"kind": obj["kind"], "namespace": meta.get("namespace"), "name": meta["name"]}
-
-
-def delete_objects(kube, objects, check_mode=False, wait_timeout=0):
-    """The one removal routine: delete objects (server-side dry-run in check mode); return the refs deleted.
-
-    An object that is already being deleted (deletionTimestamp set) is awaited but not reported again,
-    so a rerun after `wait: false` reports no change. Each delete carries the uid and resourceVersion of
-    the object as it was read for the decision (preconditions): one replaced or changed since is not
-    deleted, and the run fails with Conflict.
-    """
-    removed = []
-    awaited = []
-    seen = set()
-    rank = {kind: index for index, kind in enumerate(_DELETE_ORDER)}
-    for obj in sorted(objects, key=lambda o: rank.get(o["kind"], -1)):
-        meta = obj["metadata"]
-        key = (obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
-        if key in seen:
-            continue
-        seen.add(key)
-        if meta.get("deletionTimestamp"):
-            awaited.append(key)
-        elif kube.delete(key[0], key[1], key[2], key[3], dry_run=check_mode, read=obj):
-            removed.append(object_ref(obj))
-            awaited.append(key)
-    if not check_mode and wait_timeout:
-        kube.wait_deleted(awaited, wait_timeout)
-    return removed
+from ansible_collections.istio_ops.gateways.plugins.module_utils import owners, ownership
 
 
 def deployment_summary(dep):
@@ -228,6 +108,22 @@ def is_gateway(dep):
     )
 
 
+def owner_facts(dep):
+    """Who installed a gateway's Deployment: the method's own marks, and whether the collection did it."""
+    meta = dep["metadata"]
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    return {
+        "iop": labels.get(L.OWNING_RESOURCE),
+        "iop_namespace": labels.get(L.OWNING_RESOURCE_NAMESPACE),
+        "istio_version": labels.get(L.OPERATOR_VERSION),
+        "helm_release": annotations.get(L.HELM_RELEASE_NAME),
+        "helm_release_namespace": annotations.get(L.HELM_RELEASE_NAMESPACE),
+        "description": owners.describe_owner(dep),
+        "managed_by_collection": ownership.owner_of(dep, meta["name"], meta["namespace"]) is not None,
+    }
+
+
 def find_gateways(kube, namespace=None, name=None):
     """[(stable Deployment, [canary Deployments])] for the gateways in a namespace or the cluster."""
     deployments = [d for d in kube.list("apps/v1", "Deployment", namespace) if is_gateway(d)]
@@ -293,10 +189,6 @@ def describe_gateway(kube, stable, canaries):
         "pods_by_revision": pods_by_revision(kube, namespace, selector) if selector else {},
         "services": service_facts,
         "hpa": hpas,
-        "owner": {
-            "iop": labels.get(L.OWNING_RESOURCE),
-            "iop_namespace": labels.get(L.OWNING_RESOURCE_NAMESPACE),
-            "istio_version": labels.get(L.OPERATOR_VERSION),
-            "managed_by_collection": labels.get(L.OWNING_RESOURCE) in L.owner_names(meta["name"], namespace),
-        },
+        "method": ownership.installed_by(stable),
+        "owner": owner_facts(stable),
     }

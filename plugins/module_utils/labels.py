@@ -64,6 +64,8 @@ HELM_MANAGED_BY_VALUE = "Helm"
 # Helm's release records: Secrets sh.helm.release.v1.<release>.v<N> labelled owner=helm, name=<release>.
 HELM_RECORD_OWNER = ("owner", "helm")
 HELM_RECORD_NAME = "name"
+# Every install method's marks on an object's labels; a canary copy drops them so no method prunes or claims it.
+METHOD_MARK_KEYS = OWNER_LABEL_KEYS + (INSTALLED_BY, INSTALLED_FOR)
 
 
 # IstioOperator names: "<namespace>.<gateway>" (one dot) when that fits in a label value; else

@@ -76,3 +76,17 @@ def port(param, value):
 def selector_matches(selector, pod_labels):
     """Whether a matchLabels selector selects pods with these labels."""
     return bool(selector) and all(pod_labels.get(k) == v for k, v in selector.items())
+
+
+def int_or_percent(value):
+    """value as Kubernetes' IntOrString takes it (a count of 0 or more, or 'N%'), or None when it is neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    text = str(value).strip()
+    if text.endswith("%") and text[:-1].isdigit() and int(text[:-1]) <= 100:
+        return text
+    if text.isdigit():
+        return int(text)
+    return None

@@ -12,15 +12,19 @@ description:
     every Istio object in the cluster and everything else in the namespace.
   - B(What the default mode deletes), in O(namespace) only, through the Kubernetes API (server-side dry-run in check
     mode).
-  - The gateway's objects that carry the same istioctl owner labels (C(install.operator.istio.io/owning-resource))
-    and component as the gateway Deployment and bear the names Istio's gateway chart gives them. These are
-    C(<name>) (Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget), C(<name>-service-account)
-    (ServiceAccount), C(<name>-sds) (Role, RoleBinding) and C(<name>) or C(<name>-<revision>) (NetworkPolicy).
-  - This holds both for a gateway installed by M(istio_ops.gateways.istio_gateway), which gives each gateway an
-    IstioOperator of its own, and for one installed by hand with C(istioctl install), whose IstioOperator may hold
-    other gateways or the control plane. The IstioOperator's name is the only mark istioctl puts on what it
-    applies, so a hand-written IstioOperator that bears the name M(istio_ops.gateways.istio_gateway) would give
-    cannot be told from the collection's. Another gateway of the same IstioOperator is kept either way.
+  - The objects M(istio_ops.gateways.istio_gateway) installed for the gateway, by any of its methods, as their
+    marks say - istioctl's owner labels naming the gateway's IstioOperator, its Helm release (with the collection's
+    labels) and that release's records, or the manifest method's labels - and only under the names Istio's gateway
+    charts give them. These are C(<name>) (Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget),
+    C(<name>-service-account) (ServiceAccount), C(<name>-sds) (Role, RoleBinding; C(<name>-service-account) for
+    Helm) and C(<name>) or C(<name>-<revision>) (NetworkPolicy). No helm or istioctl binary is needed.
+  - A gateway installed by hand is refused, naming its owner, unless O(adopt=true). With it, a gateway of a
+    hand-written IstioOperator (which may hold other gateways or the control plane) loses the objects with the same
+    owner labels and component as its Deployment and the chart's names. One of a hand-made Helm release loses that
+    release's objects of the chart's names and its records. Another gateway of the same IstioOperator is kept either
+    way. A gateway with no installer's marks at all is refused even with O(adopt=true).
+  - The IstioOperator's name is the only mark istioctl puts on what it applies, so a hand-written IstioOperator that
+    bears the name M(istio_ops.gateways.istio_gateway) would give cannot be told from the collection's.
   - The canary Deployment, Service and HorizontalPodAutoscaler made by M(istio_ops.gateways.gateway_canary) (label
     C(gateways.istio-ops.io/canary-of=<name>)).
   - With O(gateway_configs=true), the Istio C(Gateway) resources made for this gateway by
@@ -111,6 +115,12 @@ options:
         O(skip_version_check=true).
     type: bool
     default: false
+  adopt:
+    description:
+      - Remove a gateway the collection did not install (a hand-written IstioOperator, a hand-made Helm release), as
+        its installer's marks say. See the description.
+    type: bool
+    default: false
   confirm_purge:
     description:
       - Confirms O(purge=true). Must be exactly C(I understand this removes every Istio component in the cluster).
@@ -196,12 +206,20 @@ gateway:
     found: {description: Whether its Deployment existed., type: bool, returned: always}
     installed_by:
       description:
-        - V(collection) (its IstioOperator bears the name M(istio_ops.gateways.istio_gateway) gives it), V(istioctl)
-          (another IstioOperator), or null when nothing of the gateway was found. Either way only the gateway's
-          chart objects are removed.
+        - V(collection) (M(istio_ops.gateways.istio_gateway) installed it), V(istioctl) or V(helm) (installed by hand
+          that way, removed with O(adopt=true)), or null when nothing of the gateway was found. Either way only the
+          gateway's chart objects are removed.
       type: str
       returned: always
-    owner: {description: The owner label selector used., type: dict, returned: when the Deployment exists}
+    method:
+      description: "The collection's install method of the gateway."
+      type: str
+      returned: when installed_by is collection and the Deployment exists
+    adopted:
+      description: Whether a gateway installed by hand was removed on O(adopt=true).
+      type: bool
+      returned: when it was
+    owner: {description: "The owner label selector (or Helm release) used.", type: dict, returned: when adopted}
   sample: {name: istio-ingressgateway, namespace: istio-ingress, found: true, installed_by: collection,
            owner: {install.operator.istio.io/owning-resource: istio-ingress.istio-ingressgateway,
                    install.operator.istio.io/owning-resource-namespace: istio-system,

@@ -99,7 +99,16 @@ gateways:
       type: list
       returned: always
     hpa: {description: HPAs that scale the gateway's Deployments., type: list, returned: always}
-    owner: {description: "Owning IstioOperator, its namespace and Istio version.", type: dict, returned: always}
+    method:
+      description: "How it was installed (V(istioctl), V(helm), V(manifest)), by its marks; null for none."
+      type: str
+      returned: always
+    owner:
+      description:
+        - Who installed it - the owning IstioOperator, its namespace and Istio version, the Helm release and its
+          namespace, a description of every owner mark, and whether the collection installed it (managed_by_collection).
+      type: dict
+      returned: always
   sample:
     - name: istio-ingressgateway
       namespace: istio-ingress

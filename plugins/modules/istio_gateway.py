@@ -4,11 +4,17 @@
 
 DOCUMENTATION = r"""
 module: istio_gateway
-short_description: Install, reconcile, upgrade in place or remove one Istio gateway
+short_description: Install, reconcile, upgrade in place, migrate or remove one Istio gateway
 version_added: 0.1.0
 description:
-  - Installs one Istio ingress or egress gateway apart from the control plane, the way Istio documents it
-    (a namespace, then C(istioctl install -f) of an IstioOperator with profile C(empty)).
+  - Installs one Istio ingress or egress gateway apart from the control plane, by any of the methods Istio
+    documents (O(method)), each giving the same objects for the same options - C(istioctl install -f) of an
+    IstioOperator with profile C(empty) (V(istioctl), the default), the C(istio/gateway) Helm chart (V(helm)), or plain
+    Kubernetes objects the module renders itself and applies by server-side apply (V(manifest), no binary needed).
+  - Running it with another O(method) for an installed gateway migrates it. The objects both methods render (the
+    Service among them, so its uid, cluster IP, node ports and load balancer stay) are moved to the new method by a
+    metadata patch, the new method applies, and what only the old method made goes once the rollout is done. No
+    IstioOperator owner label stays behind, and a Helm release of the gateway goes with the move away from Helm.
   - Each gateway gets its own IstioOperator named C(<namespace>.<name>) (or, when longer than 63 characters,
     truncated prefixes and a hash of it), a name no other gateway can have, so installing one gateway never prunes
     another. The module refuses to install when a Deployment in another namespace already carries that owner name.
@@ -24,6 +30,9 @@ description:
     differs or is missing. A converged run writes nothing.
   - Changing O(revision) moves the gateway to another control-plane revision (label C(istio.io/rev)), which
     rolls its pods; O(restart=true) rolls them in place. Both wait for the rollout.
+  - With O(method=helm), idempotence does not trust helm either. C(helm template) renders the chart, each object is
+    compared with the live one by a server-side dry run, and C(helm upgrade --install) runs only when something
+    differs or the release is missing or not C(deployed), so a converged run writes no new release record.
   - Before writing anything it checks the name and labels, that the control plane of the revision exists,
     that istioctl matches its version, that the namespace does not carry C(istio-injection=disabled), and that
     the labels do not collide with another workload's selector in the namespace.
@@ -183,13 +192,61 @@ options:
     default: false
   adopt:
     description:
-      - Take over objects of the same names that another tool made; they are then owned by this gateway's
-        IstioOperator.
-      - Without it, such an object (no istioctl owner label naming this gateway's IstioOperator) makes the module
+      - Take over objects of the same names that another tool made; they are then installed by O(method) for this
+        gateway.
+      - Without it, such an object (no marks of the collection for this gateway - an istioctl owner label naming its
+        IstioOperator, its Helm release with the collection's labels, or the manifest method's labels) makes the module
         fail, naming the object and its current owner (Helm release, C(app.kubernetes.io/managed-by), IstioOperator,
         field managers).
     type: bool
     default: false
+  method:
+    description:
+      - How the gateway is installed. See the module description; changing it migrates an installed gateway.
+      - V(helm) and V(manifest) give the same names, labels, selectors, ports, Service, resources, HPA and PDB as
+        V(istioctl). Istio's Helm chart names the Role and RoleBinding after the ServiceAccount
+        (C(<name>-service-account), not C(<name>-sds)). It puts only the labels C(app) and C(istio) in the Deployment
+        selector, so a gateway whose O(labels) hold other keys cannot move between V(helm) and another method (the
+        module fails naming the selectors).
+    type: str
+    choices: [istioctl, helm, manifest]
+    default: istioctl
+  helm:
+    description:
+      - The Helm chart and binary for O(method=helm).
+    type: dict
+    suboptions:
+      repository:
+        description: Chart repository URL.
+        type: str
+        default: https://istio-release.storage.googleapis.com/charts
+      chart:
+        description: Chart name in the repository.
+        type: str
+        default: gateway
+      version:
+        description: Chart version. Defaults to the control plane's version.
+        type: str
+      values:
+        description:
+          - Extra chart values, merged over what the other options set. Keys the module sets from its options are
+            refused, each naming the option to use instead.
+        type: dict
+      binary_path:
+        description: Path of the helm binary. Defaults to C(helm) on the PATH.
+        type: path
+  pod_disruption_budget:
+    description:
+      - A PodDisruptionBudget for the gateway pods, on every method. It needs at least 2 pods (O(replicas) or
+        O(autoscaling.min)); with one it would block every node drain, so the module refuses it.
+    type: dict
+    suboptions:
+      min_available:
+        description: Pods that must stay available (a count or a percentage such as C(50%)).
+        type: raw
+      max_unavailable:
+        description: Pods that may be unavailable (a count or a percentage).
+        type: raw
   state:
     description:
       - V(present) installs or reconciles the gateway; V(absent) removes what it owns.
@@ -234,6 +291,25 @@ EXAMPLES = r"""
     revision: 1-31
     binary_path: /opt/istio-1.31/bin/istioctl
 
+- name: The same gateway from Istio's Helm chart, with a disruption budget
+  istio_ops.gateways.istio_gateway:
+    name: istio-ingressgateway
+    namespace: istio-ingress
+    method: helm
+    helm:
+      version: 1.30.0
+    autoscaling:
+      min: 2
+      max: 5
+    pod_disruption_budget:
+      max_unavailable: 1
+
+- name: Plain Kubernetes objects, no istioctl or helm on the controller
+  istio_ops.gateways.istio_gateway:
+    name: istio-ingressgateway
+    namespace: istio-ingress
+    method: manifest
+
 - name: Roll the gateway pods to pick up new injected configuration
   istio_ops.gateways.istio_gateway:
     name: istio-ingressgateway
@@ -246,12 +322,17 @@ changed:
   description: Whether anything was (or, in check mode, would be) written.
   returned: always
   type: bool
+method:
+  description: The install method of the run (O(method)).
+  returned: always
+  type: str
 iop:
   description: The IstioOperator the module rendered and applied.
-  returned: when state is present
+  returned: when state is present and method is istioctl
   type: dict
 objects:
-  description: Each object istioctl renders for the gateway, and what the run does to it.
+  description: Each object the method renders for the gateway (and each it owns but no longer renders), and what the
+    run does to it.
   returned: when state is present
   type: list
   elements: dict
@@ -289,13 +370,26 @@ istioctl:
     - A cache directory or entry that is not owned by the user running the module, or that group or others may write
       to, is not used (with a warning). A run that would delete an object renders afresh first, so a cached render
       alone never decides a deletion.
-  returned: when state is present
+  returned: when state is present and method is istioctl
   type: dict
+helm:
+  description: The helm used, its version, the chart, and the commands run (argument lists, exit codes, seconds).
+  returned: when state is present and method is helm
+  type: dict
+manifest:
+  description: The field manager of the manifest method's server-side applies.
+  returned: when state is present and method is manifest
+  type: dict
+pending:
+  description: Why the method applies although every object matches (for example a Helm release that is missing).
+  returned: when there is a reason
+  type: list
+  elements: str
 migrated:
   description:
-    - Objects relabelled from the IstioOperator name of collection version 0.1.0 to the current one (kind, namespace,
-      name); in check mode, those that would be.
-  returned: when a gateway installed by collection version 0.1.0 is migrated
+    - Objects moved to O(method) from another method, or from the IstioOperator name of collection version 0.1.0
+      (kind, namespace, name, C(from) and C(to) methods); in check mode, those that would be.
+  returned: when objects are migrated
   type: list
   elements: dict
 adopted:

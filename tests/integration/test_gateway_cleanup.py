@@ -224,7 +224,11 @@ def test_hand_made_operator_with_two_gateways_loses_only_one(kube, ansible, test
     gw_b = objects_of(kube, ns, "gw-b")
     assert "Deployment/gw-b" in gw_b and "ServiceAccount/gw-b-service-account" in gw_b
 
-    results = ansible.four_steps("gateway_cleanup", {"name": "gw-a", "namespace": ns})
+    # Installed by hand: refused, naming its IstioOperator, until the user opts in to adopting it.
+    refused = ansible.module("gateway_cleanup", {"name": "gw-a", "namespace": ns})
+    assert refused["failed"] and "IstioOperator %s" % iop["metadata"]["name"] in refused["msg"]
+    assert "set adopt: true" in refused["msg"] and objects_of(kube, ns, "gw-b") == gw_b
+    results = ansible.four_steps("gateway_cleanup", {"name": "gw-a", "namespace": ns, "adopt": True})
     assert_four_steps(results)
     real = results[1]
     assert real["gateway"]["installed_by"] == "istioctl"

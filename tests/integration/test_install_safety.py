@@ -15,10 +15,10 @@ import uuid
 import pytest
 import yaml
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import gateway
+from ansible_collections.istio_ops.gateways.plugins.module_utils import gateway, install_istioctl
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
-from ansible_collections.istio_ops.gateways.plugins.module_utils.inventory import OWNED_KINDS
 from ansible_collections.istio_ops.gateways.plugins.module_utils.labels import HELM_RELEASE_NAME, HELM_RELEASE_NAMESPACE
+from ansible_collections.istio_ops.gateways.plugins.module_utils.ownership import OWNED_KINDS
 
 from .conftest import snapshot
 from .test_istio_gateway import _expect_failure
@@ -171,7 +171,7 @@ def test_owner_name_already_used_in_another_namespace_is_refused(ansible, kube, 
 # -- item 1: migration from the legacy name -----------------------------------------------------------------
 def install_legacy(testbed, tmp_path, args):
     """What collection 0.1.0 did: istioctl install of the same IstioOperator under the name <namespace>-<name>."""
-    iop = gateway.render_iop(module_params(args))
+    iop = install_istioctl.render_iop(module_params(args))
     iop["metadata"]["name"] = L.legacy_iop_name(args["name"], args["namespace"])
     istioctl(testbed, tmp_path, "install", "-y", "--readiness-timeout", "180s", document=iop)
     return iop["metadata"]["name"]
@@ -252,7 +252,7 @@ def test_helm_made_gateway_is_refused_unless_adopted(ansible, kube, testbed, nam
     ns = namespace_factory("helm")
     kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     args = gateway_args(testbed, ns)
-    iop = gateway.render_iop(module_params(args))
+    iop = install_istioctl.render_iop(module_params(args))
     rendered = [d for d in yaml.safe_load_all(istioctl(testbed, tmp_path, "manifest", "generate", document=iop)) if d]
     for obj in rendered:
         if obj["kind"] in ("Deployment", "Service"):
@@ -287,7 +287,7 @@ def test_gateway_of_a_hand_written_istio_operator_is_refused(ansible, kube, test
     ns = namespace_factory("handiop")
     kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     args = gateway_args(testbed, ns)
-    iop = gateway.render_iop(module_params(args))
+    iop = install_istioctl.render_iop(module_params(args))
     hand_name = "hand-" + uuid.uuid4().hex[:6]
     iop["metadata"]["name"] = hand_name
     istioctl(testbed, tmp_path, "install", "-y", "--readiness-timeout", "180s", document=iop)

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import cleanup, inventory
+from ansible_collections.istio_ops.gateways.plugins.module_utils import cleanup, owners, ownership
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import Conflict, Forbidden
@@ -64,6 +64,7 @@ def params(**overrides):
         wait_timeout=30,
         binary_path=None,
         skip_version_check=False,
+        adopt=False,
     )
     base.update(overrides)
     return base
@@ -89,7 +90,7 @@ def test_purge_needs_the_exact_sentence():
 
 
 def test_chart_names_follow_the_gateway_chart():
-    assert inventory.chart_object_names("gw", "default") == {
+    assert ownership.chart_object_names("gw", "default") == {
         "Deployment": "gw",
         "Service": "gw",
         "HorizontalPodAutoscaler": "gw",
@@ -99,34 +100,31 @@ def test_chart_names_follow_the_gateway_chart():
         "RoleBinding": "gw-sds",
         "NetworkPolicy": "gw",
     }
-    assert inventory.chart_object_names("gw", "1-31")["NetworkPolicy"] == "gw-1-31"
+    assert ownership.chart_object_names("gw", "1-31")["NetworkPolicy"] == "gw-1-31"
 
 
-def test_ownership_selects_by_owner_and_component_either_way():
-    mine = deployment("gw", NS, owner(L.iop_name("gw", NS)))
-    selector = {
-        L.OWNING_RESOURCE: L.iop_name("gw", NS),
-        L.OWNING_RESOURCE_NAMESPACE: "istio-system",
-        L.OPERATOR_COMPONENT: "IngressGateways",
-    }
-    assert cleanup.ownership(mine, "gw", NS) == ("collection", selector)
+def test_foreign_gateway_selects_a_hand_made_istioctl_gateway_by_owner_and_component_on_adopt():
     # An IstioOperator named after the gateway alone is not the collection's: it may hold other gateways.
     hand = deployment("gw", NS, owner("gw"))
-    how, selector = cleanup.ownership(hand, "gw", NS)
+    assert ownership.owner_of(hand, "gw", NS) is None
+    assert ownership.owner_of(deployment("gw", NS, owner(L.iop_name("gw", NS))), "gw", NS) == "istioctl"
+    how, selector = cleanup.foreign_gateway(hand, "gw", NS, adopt=True)
     assert how == "istioctl" and selector[L.OPERATOR_COMPONENT] == "IngressGateways"
+    with pytest.raises(owners.ForeignObject, match="set adopt: true"):
+        cleanup.foreign_gateway(hand, "gw", NS, adopt=False)
 
 
 @pytest.mark.parametrize(
     "labels, message",
     [
         ({L.CANARY_OF: "gw"}, "is the canary of gateway 'gw'"),
-        ({"app": "shop"}, "carries no istioctl owner label"),
+        ({"app": "shop"}, "no installer's marks say which objects belong to it"),
         (owner("installed-state", "istio-system", component="Pilot"), "is not a gateway (istioctl component 'Pilot')"),
     ],
 )
-def test_ownership_refuses_what_is_not_a_gateway_of_istioctl(labels, message):
-    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        cleanup.ownership(deployment("gw", NS, labels), "gw", NS)
+def test_foreign_gateway_refuses_what_is_not_a_gateway_of_an_installer(labels, message):
+    with pytest.raises((InputError, owners.ForeignObject), match=message.replace("(", r"\(").replace(")", r"\)")):
+        cleanup.foreign_gateway(deployment("gw", NS, labels), "gw", NS, adopt=True)
 
 
 def owned_by(owner_obj, controller=True):
@@ -335,7 +333,9 @@ def test_hand_made_iop_with_two_gateways_loses_only_one(monkeypatch):
     kube = FakeKube(
         [namespace(NS)] + chart_objects("gw-a", NS, labels, rev="1-31") + chart_objects("gw-b", NS, labels, rev="1-31")
     )
-    result, _m = run(monkeypatch, kube, name="gw-a")
+    with pytest.raises(owners.ForeignObject, match="set adopt: true"):
+        run(monkeypatch, kube, name="gw-a")
+    result, _m = run(monkeypatch, kube, name="gw-a", adopt=True)
     assert result["gateway"]["installed_by"] == "istioctl"
     assert {r["name"] for r in result["removed"]} == {"gw-a", "gw-a-service-account", "gw-a-sds", "gw-a-1-31"}
     assert len(result["removed"]) == 8
@@ -644,6 +644,6 @@ def test_legacy_owner_name_counts_only_the_named_gateways_chart_objects():
     name only gateway public's chart objects are public's (istio_gateway would otherwise prune `internal`)."""
     legacy = L.legacy_iop_name("public", "edge")
     kube = FakeKube(chart_objects("public", "edge", owner(legacy)) + chart_objects("internal", "edge", owner(legacy)))
-    found = {(o["kind"], o["metadata"]["name"]) for o in inventory.owned_objects(kube, "public", "edge")}
+    found = {(o["kind"], o["metadata"]["name"]) for o in ownership.owned_objects(kube, "public", "edge")}
     assert found == {(o["kind"], o["metadata"]["name"]) for o in chart_objects("public", "edge", {})}
     assert not any(name.startswith("internal") for _kind, name in found)

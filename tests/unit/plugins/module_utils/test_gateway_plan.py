@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import gateway, owners
+from ansible_collections.istio_ops.gateways.plugins.module_utils import gateway, install_istioctl, owners
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from tests.unit.plugins.module_utils.fake_cluster import FakeKube, FakeModule, obj
 
@@ -21,7 +21,9 @@ class PlanKube(FakeKube):
         key = (api_version, kind, namespace, name)
         live = copy.deepcopy(self.objects[key])
         assert patch["metadata"]["resourceVersion"] == live["metadata"]["resourceVersion"]
-        live["metadata"].setdefault("labels", {}).update(patch["metadata"]["labels"])
+        for field in ("labels", "annotations"):
+            merged = dict(live["metadata"].get(field) or {}, **(patch["metadata"].get(field) or {}))
+            live["metadata"][field] = {k: v for k, v in merged.items() if v is not None}
         if not dry_run:
             self.writes.append(("patch", kind, namespace, name))
             self.objects[key] = copy.deepcopy(live)
@@ -36,7 +38,7 @@ def owned(kind, api_version, owner, **extra):
 
 
 def desired():
-    return gateway.stamp_owner_labels(
+    return install_istioctl.stamp_owner_labels(
         [obj("apps/v1", "Deployment", NAME, NS), obj("v1", "Service", NAME, NS)],
         {"metadata": {"name": CURRENT, "namespace": "istio-system"}, "spec": {}},
         "1.30.0",
@@ -44,13 +46,31 @@ def desired():
     )
 
 
+class Version(object):
+    """Stands in for the istioctl runner: the plan asks it for its version only."""
+
+    def version(self):
+        return "1.30.0"
+
+
 def plan_manager(kube, adopt=False, check_mode=False):
     mgr = object.__new__(gateway.IstioGatewayManager)
     mgr.module = FakeModule({}, check_mode=check_mode)
-    mgr.params = {"name": NAME, "namespace": NS, "kind": "ingress", "adopt": adopt}
+    mgr.params = {
+        "name": NAME,
+        "namespace": NS,
+        "kind": "ingress",
+        "adopt": adopt,
+        "istio_namespace": "istio-system",
+        "revision": None,
+        "method": "istioctl",
+    }
     mgr.check_mode = check_mode
     mgr.kube = kube
     mgr.result = {"changed": False}
+    method = install_istioctl.IstioctlMethod(mgr.module, kube, mgr.params, mgr.result)
+    method.istioctl = Version()
+    mgr.plan = lambda objects: mgr._plan(method, objects, namespace_exists=True)
     return mgr
 
 
@@ -69,7 +89,7 @@ def test_a_helm_made_deployment_of_the_same_name_is_refused_with_its_owner():
     )
     kube = PlanKube([namespace(), helm])
     with pytest.raises(owners.ForeignObject) as err:
-        plan_manager(kube)._plan(desired(), namespace_exists=True)
+        plan_manager(kube).plan(desired())
     message = err.value.message
     assert "Deployment payments/api-gw is not this collection's" in message
     assert "Helm release payments/edge" in message and "adopt: true" in message
@@ -80,14 +100,14 @@ def test_a_gateway_of_another_istio_operator_is_refused():
     other = owned("Deployment", "apps/v1", "ingress")  # a hand-written IstioOperator named "ingress"
     kube = PlanKube([namespace(), other])
     with pytest.raises(owners.ForeignObject) as err:
-        plan_manager(kube)._plan(desired(), namespace_exists=True)
+        plan_manager(kube).plan(desired())
     assert "IstioOperator ingress (istioctl owner label)" in err.value.message
 
 
 def test_adopt_plans_an_update_and_reports_the_adopted_objects():
     kube = PlanKube([namespace(), obj("v1", "Service", NAME, NS, {L.MANAGED_BY: "Helm"})])
     mgr = plan_manager(kube, adopt=True)
-    changes, migrations = mgr._plan(desired(), namespace_exists=True)
+    changes, migrations = mgr.plan(desired())
     assert {c["kind"]: c["action"] for c in changes} == {"Deployment": "create", "Service": "update"}
     assert mgr.result["adopted"] == [{"kind": "Service", "namespace": NS, "name": NAME}]
     assert "adopt: taking over Service api-gw (app.kubernetes.io/managed-by=Helm)" in mgr._adopting
@@ -97,7 +117,7 @@ def test_adopt_plans_an_update_and_reports_the_adopted_objects():
 def test_legacy_owned_objects_are_migrated_by_dry_run_in_the_plan_and_stale_ones_pruned():
     stale = owned("HorizontalPodAutoscaler", "autoscaling/v2", LEGACY)
     kube = PlanKube([namespace(), owned("Deployment", "apps/v1", LEGACY), owned("Service", "v1", LEGACY), stale])
-    changes, migrations = plan_manager(kube)._plan(desired(), namespace_exists=True)
+    changes, migrations = plan_manager(kube).plan(desired())
     assert sorted(m["live"]["kind"] for m in migrations) == ["Deployment", "Service"]
     assert all(m["after"]["metadata"]["labels"][L.OWNING_RESOURCE] == CURRENT for m in migrations)
     # Relabelled, the objects equal what istioctl would apply: no install, no restart.
@@ -113,5 +133,5 @@ def test_legacy_objects_of_another_namespace_or_kind_are_not_taken():
     elsewhere = owned("Deployment", "apps/v1", LEGACY)
     elsewhere["metadata"]["namespace"] = "other"
     kube = PlanKube([namespace(), obj("v1", "Namespace", "other"), elsewhere])
-    changes, migrations = plan_manager(kube)._plan(desired(), namespace_exists=True)
+    changes, migrations = plan_manager(kube).plan(desired())
     assert migrations == [] and {c["action"] for c in changes} == {"create"}

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import gateway, inventory
+from ansible_collections.istio_ops.gateways.plugins.module_utils import gateway, install_istioctl, ownership
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
 
@@ -24,13 +24,17 @@ def params(**overrides):
         values=None,
         k8s=None,
         istio_namespace="istio-system",
+        method="istioctl",
+        helm=None,
+        pod_disruption_budget=None,
+        binary_path=None,
     )
     base.update(overrides)
     return base
 
 
 def test_seed_iop_is_rendered_with_unique_owner_name():
-    iop = gateway.render_iop(params())
+    iop = install_istioctl.render_iop(params())
     assert iop["metadata"] == {"name": "istio-ingress.istio-ingressgateway", "namespace": "istio-system"}
     assert iop["spec"]["profile"] == "empty"
     component = iop["spec"]["components"]["ingressGateways"][0]
@@ -48,7 +52,7 @@ def test_seed_iop_is_rendered_with_unique_owner_name():
 
 
 def test_egress_defaults_and_chart_values():
-    iop = gateway.render_iop(
+    iop = install_istioctl.render_iop(
         params(
             kind="egress",
             name="egress",
@@ -84,7 +88,7 @@ def test_egress_defaults_and_chart_values():
 
 
 def test_user_values_merge_over_rendered_values():
-    iop = gateway.render_iop(
+    iop = install_istioctl.render_iop(
         params(
             values={
                 "gateways": {"istio-ingressgateway": {"injectionTemplate": "custom"}},
@@ -102,13 +106,15 @@ def test_user_values_merge_over_rendered_values():
 
 def test_deep_merge_does_not_mutate_inputs():
     base = {"a": {"b": 1}}
-    merged = gateway.deep_merge(base, {"a": {"c": 2}})
+    merged = install_istioctl.deep_merge(base, {"a": {"c": 2}})
     assert merged == {"a": {"b": 1, "c": 2}} and base == {"a": {"b": 1}}
 
 
 def test_owner_labels_match_istioctl():
-    iop = gateway.render_iop(params(revision="1-31"))
-    objs = gateway.stamp_owner_labels([{"metadata": {"name": "x", "labels": {"app": "a"}}}], iop, "1.30.0", "ingress")
+    iop = install_istioctl.render_iop(params(revision="1-31"))
+    objs = install_istioctl.stamp_owner_labels(
+        [{"metadata": {"name": "x", "labels": {"app": "a"}}}], iop, "1.30.0", "ingress"
+    )
     assert objs[0]["metadata"]["labels"] == {
         "app": "a",
         L.OPERATOR_MANAGED: "Reconcile",
@@ -290,7 +296,7 @@ def rendered(kind, name, namespace, api_version=None):
 
 
 def test_render_holding_only_chart_kinds_in_the_namespace_passes():
-    gateway.check_rendered([rendered(pair[1], "gw", "ns") for pair in inventory.OWNED_KINDS], "ns")
+    gateway.check_rendered([rendered(pair[1], "gw", "ns") for pair in ownership.OWNED_KINDS], "ns", "istioctl")
 
 
 @pytest.mark.parametrize(
@@ -310,5 +316,5 @@ def test_render_holding_only_chart_kinds_in_the_namespace_passes():
 )
 def test_render_with_other_kinds_or_namespaces_fails_naming_the_object(obj, fragment):
     with pytest.raises(InputError) as err:
-        gateway.check_rendered([rendered("Service", "gw", "ns"), obj], "ns")
+        gateway.check_rendered([rendered("Service", "gw", "ns"), obj], "ns", "istioctl")
     assert fragment in err.value.message and "Nothing was applied" in err.value.message

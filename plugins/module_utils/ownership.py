@@ -1,0 +1,176 @@
+# Copyright: istio_ops.gateways contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a gateway owns, whatever installed it; and the one removal routine.
+
+The one definition, used by istio_gateway (plan, prune, state=absent) and gateway_cleanup. An object is a
+gateway's when the marks of the method that applied it say so: istioctl's owner labels naming the gateway's
+IstioOperator (current or legacy name), a Helm release named after the gateway plus the collection's
+INSTALLED_* labels, or the manifest method's labels. Canary objects carry CANARY_OF and are the canary's.
+"""
+
+from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
+
+# The kinds a gateway owns, in delete order: config and scaling first, the Deployment last, so that a run cut
+# short is retried with the Deployment (and the marks on it) still there to say what belongs to the gateway.
+OWNED_KINDS = (
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("v1", "Service"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("v1", "ServiceAccount"),
+    ("apps/v1", "Deployment"),
+)
+# Kinds gateway_canary creates for a canary.
+CANARY_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"))
+HELM_RECORD = ("v1", "Secret")
+# gateway_config's Gateway resources go first, the Helm release records after everything they describe.
+DELETE_ORDER = ("Gateway",) + tuple(kind for _api, kind in OWNED_KINDS) + ("Secret",)
+
+METHODS = ("istioctl", "helm", "manifest")
+
+
+def object_names(method, name, revision):
+    """{kind: name} of what `method` applies for gateway `name` (Istio's gateway charts name them so)."""
+    names = dict.fromkeys(("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"), name)
+    account = name + "-service-account"
+    # Istio's Helm chart names the Role and RoleBinding after the ServiceAccount; its istioctl chart, "-sds".
+    role = account if method == "helm" else name + "-sds"
+    names.update(
+        {
+            "ServiceAccount": account,
+            "Role": role,
+            "RoleBinding": role,
+            "NetworkPolicy": name if revision in (None, "", L.DEFAULT_REVISION) else "%s-%s" % (name, revision),
+        }
+    )
+    return names
+
+
+def chart_object_names(name, revision):
+    """{kind: name} of what Istio's istioctl gateway chart renders for one gateway."""
+    return object_names("istioctl", name, revision)
+
+
+def installed_by(obj):
+    """The method whose marks obj carries, for whichever gateway: istioctl | helm | manifest | None."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if labels.get(L.OWNING_RESOURCE):
+        return "istioctl"
+    if (meta.get("annotations") or {}).get(L.HELM_RELEASE_NAME):
+        return "helm"
+    if labels.get(L.INSTALLED_BY) == "manifest" and labels.get(L.MANAGED_BY) == L.MANAGED_BY_VALUE:
+        return "manifest"
+    return None
+
+
+def owner_of(obj, name, namespace):
+    """The method by which the collection installed obj for gateway namespace/name, or None when it did not."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if labels.get(L.CANARY_OF) or meta.get("namespace") != namespace:
+        return None
+    method = installed_by(obj)
+    if method == "istioctl":
+        # An IstioOperator of the collection's name (current or legacy `ns-gw`) may also have been written by
+        # hand and hold other gateways: under it, only the chart's objects of this gateway count.
+        ours = labels[L.OWNING_RESOURCE] in L.owner_names(name, namespace)
+        gateway = labels.get(L.OPERATOR_COMPONENT) in L.KIND_BY_COMPONENT
+        return method if ours and gateway and _named_for(obj, method, name) else None
+    if method == "helm":
+        annotations = meta.get("annotations") or {}
+        ours = (
+            annotations.get(L.HELM_RELEASE_NAME) == name
+            and annotations.get(L.HELM_RELEASE_NAMESPACE) == namespace
+            and labels.get(L.INSTALLED_BY) == "helm"
+            and labels.get(L.INSTALLED_FOR) == name
+        )
+        return method if ours and _named_for(obj, method, name) else None
+    if method == "manifest" and labels.get(L.INSTALLED_FOR) == name and _named_for(obj, method, name):
+        return method
+    return None
+
+
+def _named_for(obj, method, name):
+    revision = (obj["metadata"].get("labels") or {}).get(L.REVISION)
+    return obj["metadata"]["name"] == object_names(method, name, revision).get(obj["kind"])
+
+
+def owned_objects(kube, name, namespace):
+    """The live objects the collection installed for gateway namespace/name, by any method (one LIST per kind)."""
+    found = []
+    for api_version, kind in OWNED_KINDS:
+        found += [o for o in kube.list(api_version, kind, namespace) if owner_of(o, name, namespace)]
+    return found
+
+
+def canary_objects(kube, name, namespace):
+    """Objects gateway_canary made for this gateway (Deployment, Service, HPA)."""
+    selector = "%s=%s" % (L.CANARY_OF, name)
+    found = []
+    for api_version, kind in CANARY_KINDS:
+        found += kube.list(api_version, kind, namespace, label_selector=selector)
+    return found
+
+
+def helm_records(kube, release, namespace):
+    """The release record Secrets of Helm release namespace/release."""
+    selector = L.selector_string({L.HELM_RECORD_OWNER[0]: L.HELM_RECORD_OWNER[1], L.HELM_RECORD_NAME: release})
+    return kube.list(HELM_RECORD[0], HELM_RECORD[1], namespace, label_selector=selector)
+
+
+def gateway_objects(kube, name, namespace):
+    """Everything the collection installed for one gateway: its objects by any method, its canary, and the
+    records of its Helm release when the release is the collection's (its objects say so, or none is left)."""
+    owned = owned_objects(kube, name, namespace)
+    objects = canary_objects(kube, name, namespace) + owned
+    if any(owner_of(o, name, namespace) == "helm" for o in owned) or not owned:
+        records = helm_records(kube, name, namespace)
+        objects += [r for r in records if owned or _record_is_ours(r, name)]
+    return objects
+
+
+def _record_is_ours(record, name):
+    labels = record["metadata"].get("labels") or {}
+    return labels.get(L.INSTALLED_BY) == "helm" and labels.get(L.INSTALLED_FOR) == name
+
+
+def object_ref(obj):
+    """{kind, namespace, name} of an object, as module results list them."""
+    meta = obj["metadata"]
+    return {"kind": obj["kind"], "namespace": meta.get("namespace"), "name": meta["name"]}
+
+
+def delete_objects(kube, objects, check_mode=False, wait_timeout=0):
+    """The one removal routine: delete objects (server-side dry-run in check mode); return the refs deleted.
+
+    An object that is already being deleted (deletionTimestamp set) is awaited but not reported again,
+    so a rerun after `wait: false` reports no change. Each delete carries the uid and resourceVersion of
+    the object as it was read for the decision (preconditions): one replaced or changed since is not
+    deleted, and the run fails with Conflict.
+    """
+    removed = []
+    awaited = []
+    seen = set()
+    rank = {kind: index for index, kind in enumerate(DELETE_ORDER)}
+    for obj in sorted(objects, key=lambda o: rank.get(o["kind"], -1)):
+        meta = obj["metadata"]
+        key = (obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        if key in seen:
+            continue
+        seen.add(key)
+        if meta.get("deletionTimestamp"):
+            awaited.append(key)
+        elif kube.delete(key[0], key[1], key[2], key[3], dry_run=check_mode, read=obj):
+            removed.append(object_ref(obj))
+            awaited.append(key)
+    if not check_mode and wait_timeout:
+        kube.wait_deleted(awaited, wait_timeout)
+    return removed
+
+
+def remove_gateway(kube, name, namespace, check_mode=False, wait_timeout=0):
+    """Delete what the collection installed for this gateway, by any method, and its canary; return refs."""
+    return delete_objects(kube, gateway_objects(kube, name, namespace), check_mode, wait_timeout)
