@@ -31,7 +31,13 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.args import (
 from ansible_collections.istio_ops.gateways.plugins.module_utils.common import Manager
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.install_istioctl import pinned_value_errors
-from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method import gateway_labels, method_class
+from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method import (
+    autoscaled,
+    effective_budget,
+    fewest_pods,
+    gateway_labels,
+    method_class,
+)
 from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import (
     Conflict,
     Invalid,
@@ -176,7 +182,7 @@ def check_inputs(params):
 
 def pdb_errors(params):
     """A PodDisruptionBudget needs more than one pod: with one, it blocks every node drain (kubernetes#93476),
-    and both of Istio's gateway charts leave it out, so the option would silently do nothing."""
+    and Istio's gateway charts leave it out, so the option would silently do nothing."""
     budget = params.get("pod_disruption_budget")
     if not budget:
         return []
@@ -188,15 +194,16 @@ def pdb_errors(params):
                 "pod_disruption_budget.%s: %r is neither a count (0 or more) nor a percentage like '50%%'"
                 % (key, value)
             )
-    scaling = params.get("autoscaling") or {}
-    if scaling.get("enabled", True):
-        smallest, option = scaling.get("min") or 1, "autoscaling.min"
-    else:
-        smallest, option = params.get("replicas") or 1, "replicas"
-    if smallest < 2:
+    option = "autoscaling.min" if autoscaled(params) else "replicas"
+    if fewest_pods(params) < 2:
         errors.append(
             "pod_disruption_budget: a budget needs at least 2 pods, but %s is %s; raise %s to 2 or more, or drop "
-            "pod_disruption_budget" % (option, smallest, option)
+            "pod_disruption_budget" % (option, fewest_pods(params), option)
+        )
+    elif params["method"] == "istioctl" and params["kind"] == "egress" and not autoscaled(params):
+        errors.append(
+            "pod_disruption_budget: istioctl's egress gateway chart renders no PodDisruptionBudget for a fixed replica "
+            "count; enable autoscaling (with autoscaling.min 2 or more), or use method helm or manifest"
         )
     return errors
 
@@ -261,7 +268,7 @@ class IstioGatewayManager(Manager):
         self._preflight_collisions(namespace)
 
         live_deployment = self.kube.get("apps/v1", "Deployment", p["name"], p["namespace"]) if namespace else None
-        render_params = self._keep_canary_split(live_deployment)
+        render_params = dict(self._keep_canary_split(live_deployment), pod_disruption_budget=effective_budget(p))
         started = time.monotonic()
         desired = self._render(method, render_params)
         timings["render_seconds"] = round(time.monotonic() - started, 3)

@@ -15,6 +15,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils import labels a
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method import (
     InstallMethod,
+    budget_spec,
     claim,
     gateway_labels,
 )
@@ -35,6 +36,7 @@ PINNED_VALUES = (
         "remove it: it stays true so that istioctl never rewrites the cluster's revision-tag webhooks",
     ),
     (("global", "istioNamespace"), "remove it and use the option istio_namespace"),
+    (("global", "defaultPodDisruptionBudget"), "remove it and use the option pod_disruption_budget"),
     (("revision",), "remove it and use the option revision"),
     (("ownerName",), "remove it: istioctl's owner labels name this gateway's IstioOperator"),
 )
@@ -111,6 +113,11 @@ def render_iop(params):
             chart["autoscaleMax"] = scaling["max"]
     if params.get("replicas") is not None:
         k8s["replicaCount"] = params["replicas"]
+        if kind == "ingress":
+            chart["replicaCount"] = params["replicas"]  # what the chart's PodDisruptionBudget condition reads
+    budget = budget_spec(params)
+    if budget:
+        k8s["podDisruptionBudget"] = budget
     service = params.get("service") or {}
     if service.get("type"):
         chart["type"] = service["type"]
@@ -145,7 +152,11 @@ def render_iop(params):
             {
                 # operatorManageWebhooks: without it, a default-revision install rewrites the cluster's
                 # `default` revision tag webhooks (istioctl's WebhooksToDeploy); a gateway must not.
-                "global": {"istioNamespace": params["istio_namespace"], "operatorManageWebhooks": True},
+                "global": {
+                    "istioNamespace": params["istio_namespace"],
+                    "operatorManageWebhooks": True,
+                    "defaultPodDisruptionBudget": {"enabled": bool(budget)},
+                },
                 "gateways": {VALUES_KEY[kind]: chart},
             },
             params.get("values"),

@@ -13,6 +13,7 @@ what the method owns for the gateway and no longer renders.
 """
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
+from ansible_collections.istio_ops.gateways.plugins.module_utils import validate
 
 # The pod labels (and selector) a gateway gets when the option `labels` is not set.
 DEFAULT_LABELS = {"ingress": {"istio": "ingressgateway"}, "egress": {"istio": "egressgateway"}}
@@ -20,6 +21,38 @@ DEFAULT_LABELS = {"ingress": {"istio": "ingressgateway"}, "egress": {"istio": "e
 
 def gateway_labels(params):
     return params.get("labels") or DEFAULT_LABELS[params["kind"]]
+
+
+def autoscaled(params):
+    return (params.get("autoscaling") or {}).get("enabled", True)
+
+
+def fewest_pods(params):
+    """The fewest pods the gateway runs: the HPA's minimum, or the fixed replica count (1 when unset)."""
+    if autoscaled(params):
+        return (params.get("autoscaling") or {}).get("min") or 1
+    return 1 if params.get("replicas") is None else params["replicas"]
+
+
+def effective_budget(params):
+    """The pod_disruption_budget every method renders: the option, else Istio's default (the istioctl charts'):
+    minAvailable 1 for a gateway of 2 or more pods; none for fewer, nor for a fixed-size egress gateway (its chart
+    has no replica count to test). Decided on the user's options, before a canary split changes the counts."""
+    if params.get("pod_disruption_budget"):
+        return params["pod_disruption_budget"]
+    if fewest_pods(params) > 1 and (autoscaled(params) or params["kind"] == "ingress"):
+        return {"min_available": 1, "max_unavailable": None}
+    return None
+
+
+def budget_spec(params):
+    """The PodDisruptionBudget spec fields of params' pod_disruption_budget ({} without one)."""
+    budget = params.get("pod_disruption_budget") or {}
+    if budget.get("min_available") is not None:
+        return {"minAvailable": validate.int_or_percent(budget["min_available"])}
+    if budget.get("max_unavailable") is not None:
+        return {"maxUnavailable": validate.int_or_percent(budget["max_unavailable"])}
+    return {}
 
 
 class InstallMethod(object):

@@ -45,7 +45,11 @@ def test_seed_iop_is_rendered_with_unique_owner_name():
         "label": {"istio": "ingressgateway"},
     }
     assert iop["spec"]["values"] == {
-        "global": {"istioNamespace": "istio-system", "operatorManageWebhooks": True},
+        "global": {
+            "istioNamespace": "istio-system",
+            "operatorManageWebhooks": True,
+            "defaultPodDisruptionBudget": {"enabled": False},
+        },
         "gateways": {"istio-ingressgateway": {"injectionTemplate": "gateway"}},
     }
     assert "revision" not in iop["spec"]
@@ -100,6 +104,7 @@ def test_user_values_merge_over_rendered_values():
     assert iop["spec"]["values"]["global"] == {
         "istioNamespace": "istio-system",
         "operatorManageWebhooks": True,
+        "defaultPodDisruptionBudget": {"enabled": False},
         "logging": {"level": "debug"},
     }
 
@@ -142,6 +147,26 @@ def test_owner_labels_match_istioctl():
             dict(service={"ports": [{"name": "p", "port": 70000, "target_port": None, "node_port": None}]}),
             "service.ports[0].port: 70000",
         ),
+        (
+            dict(pod_disruption_budget={"min_available": 1, "max_unavailable": None}),
+            "pod_disruption_budget: a budget needs at least 2 pods, but autoscaling.min is 1; raise autoscaling.min",
+        ),
+        (
+            dict(autoscaling={"enabled": False}, replicas=1, pod_disruption_budget={"max_unavailable": 1}),
+            "but replicas is 1; raise replicas to 2",
+        ),
+        (
+            dict(autoscaling={"min": 2}, pod_disruption_budget={"max_unavailable": "half"}),
+            "pod_disruption_budget.max_unavailable: 'half' is neither a count",
+        ),
+        (
+            dict(kind="egress", autoscaling={"enabled": False}, replicas=3, pod_disruption_budget={"min_available": 2}),
+            "istioctl's egress gateway chart renders no PodDisruptionBudget for a fixed replica count",
+        ),
+        (dict(helm={"values": {"x": 1}}), "helm: set for method istioctl; drop it, or set method: helm"),
+        (dict(method="helm", values={"global": {}}), "values: IstioOperator settings apply to method istioctl only"),
+        (dict(method="manifest", k8s={"nodeSelector": {}}), "k8s: IstioOperator settings apply to method istioctl"),
+        (dict(method="manifest", binary_path="/bin/istioctl"), "binary_path: names istioctl, which method manifest"),
     ],
 )
 def test_bad_inputs_name_parameter_value_and_fix(overrides, fragment):
