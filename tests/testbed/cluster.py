@@ -4,7 +4,7 @@ kube-scheduler and kwok with fake nodes, all on 127.0.0.1."""
 import yaml
 
 from . import clusternet, pki, procs, stages
-from .common import CLUSTER, STATE_DIR
+from .common import CLUSTER, LOG_DIR, STATE_DIR
 
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
@@ -14,6 +14,19 @@ NODE_LEASE_SECONDS = 40
 PKI_DIR = STATE_DIR / "pki"
 KUBECONFIG = STATE_DIR / "kubeconfig"
 KWOK_STAGES = STATE_DIR / "kwok-stages.yaml"
+AUDIT_POLICY = STATE_DIR / "audit-policy.yaml"
+# The writes of the admin user (the tests and the modules they run; controllers, kwok and istiod have users of
+# their own), one JSON event per line: what tests count to prove a converged run writes nothing (audit.py).
+AUDIT_LOG = LOG_DIR / "audit.log"
+AUDIT_POLICY_TEXT = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  users: [testbed-admin]
+  verbs: [create, update, patch, delete, deletecollection]
+- level: None
+"""
 
 
 def write_kubeconfig(path, server, ca, cert=None, key=None, token=None):
@@ -87,6 +100,7 @@ def start_etcd(state, bindir, client_port, peer_port):
 
 def start_apiserver(state, bindir, etcd_url, port, egress_config):
     p = PKI_DIR
+    AUDIT_POLICY.write_text(AUDIT_POLICY_TEXT)
     procs.start(
         state,
         "kube-apiserver",
@@ -110,6 +124,10 @@ def start_apiserver(state, bindir, etcd_url, port, egress_config):
             "--profiling=false",
             # Webhook and aggregated-API traffic goes through the bed's cluster network (clusternet.py).
             f"--egress-selector-config-file={egress_config}",
+            f"--audit-policy-file={AUDIT_POLICY}",
+            f"--audit-log-path={AUDIT_LOG}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=0",  # never rotated: readers keep an offset into it
         ],
     )
     server = f"https://127.0.0.1:{port}"
