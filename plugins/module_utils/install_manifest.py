@@ -164,7 +164,12 @@ def render_manifest(params):
     if service.get("external_traffic_policy"):
         service_spec["externalTrafficPolicy"] = service["external_traffic_policy"]
     objects.append(
-        {"apiVersion": "v1", "kind": "Service", "metadata": meta(name, annotations=service.get("annotations")), "spec": service_spec}
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta(name, annotations=service.get("annotations")),
+            "spec": service_spec,
+        }
     )
 
     bounds = autoscaling(params)
@@ -197,7 +202,9 @@ def render_manifest(params):
         for option, field in (("min_available", "minAvailable"), ("max_unavailable", "maxUnavailable")):
             if budget.get(option) is not None:
                 pdb_spec[field] = int_or_percent(budget[option])
-        objects.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta(name), "spec": pdb_spec})
+        objects.append(
+            {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta(name), "spec": pdb_spec}
+        )
     return objects
 
 
@@ -209,7 +216,9 @@ def _deployment(params, metadata, selector, service_account, ports):
         pod_labels[L.REVISION] = revision
     # As the chart derives them; the injector would otherwise derive the same from the app label.
     pod_labels[CANONICAL_NAME] = name
-    pod_labels[CANONICAL_REVISION] = selector.get("app.kubernetes.io/version") or selector.get("version") or revision or "latest"
+    pod_labels[CANONICAL_REVISION] = (
+        selector.get("app.kubernetes.io/version") or selector.get("version") or revision or "latest"
+    )
     pod_annotations = dict(PROMETHEUS_ANNOTATIONS)
     pod_annotations[L.SIDECAR_INJECT] = "true"
     pod_annotations[L.INJECT_TEMPLATES] = params["injection_template"]
@@ -301,13 +310,46 @@ class ManifestMethod(InstallMethod):
             "labels": object_labels,
             "annotations": {L.HELM_RELEASE_NAME: None, L.HELM_RELEASE_NAMESPACE: None},
         }
-        resource_version = (obj.get("metadata") or {}).get("resourceVersion")
-        if resource_version:
-            metadata["resourceVersion"] = resource_version
+        live_meta = obj.get("metadata") or {}
+        if live_meta.get("resourceVersion"):
+            metadata["resourceVersion"] = live_meta["resourceVersion"]
+        if live_meta.get("managedFields"):
+            metadata["managedFields"] = transferred_fields(live_meta["managedFields"], self.field_manager)
         return {"metadata": metadata}
 
     def describe(self):
         return {"field_manager": self.field_manager, "applied": list(self.applied), "pruned": list(self.pruned)}
+
+
+# The writers a method takes objects over from: istioctl's server-side apply, Helm 3's updates.
+PREVIOUS_MANAGERS = (L.ISTIOCTL_FIELD_MANAGER, "helm")
+
+
+def _union(left, right):
+    merged = dict(left)
+    for key, value in right.items():
+        merged[key] = _union(merged[key], value) if isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def transferred_fields(managed_fields, field_manager):
+    """managedFields with the previous method's entries made field_manager's Apply: server-side apply then
+    removes what the old method set and this one no longer renders (fields another manager owns would stay)."""
+    kept, taken = [], {}
+    for entry in managed_fields:
+        manager, operation = entry.get("manager"), entry.get("operation")
+        # Our own Update entries (claim patches, restarts) stay what they are; the rest of ours joins the Apply.
+        if manager not in PREVIOUS_MANAGERS and (manager, operation) != (field_manager, "Apply"):
+            kept.append(entry)
+            continue
+        version = entry.get("apiVersion")
+        base = taken.setdefault(
+            version,
+            {"manager": field_manager, "operation": "Apply", "apiVersion": version, "fieldsType": "FieldsV1"},
+        )
+        base["fieldsV1"] = _union(base.get("fieldsV1") or {}, entry.get("fieldsV1") or {})
+        base["time"] = entry.get("time")
+    return kept + list(taken.values())
 
 
 def _write_rank(obj_or_change):

@@ -41,7 +41,9 @@ def _without_ownership(labels):
     return {
         k: v
         for k, v in (labels or {}).items()
-        if k not in OWNERSHIP_LABELS and k not in CHART_BOOKKEEPING_LABELS and not k.startswith(CHART_BOOKKEEPING_PREFIX)
+        if k not in OWNERSHIP_LABELS
+        and k not in CHART_BOOKKEEPING_LABELS
+        and not k.startswith(CHART_BOOKKEEPING_PREFIX)
     }
 
 
@@ -116,6 +118,29 @@ def facets(objects):
             roleRef=binding["roleRef"], subjects=[(s["kind"], s["name"]) for s in binding["subjects"]]
         )
     return result
+
+
+def gateway_params(**overrides):
+    """istio_gateway's params for one gateway (the design contract's keys), defaults unset, with overrides."""
+    base = dict(
+        name="istio-ingressgateway",
+        namespace="istio-ingress",
+        kind="ingress",
+        labels=None,
+        revision=None,
+        injection_template="gateway",
+        replicas=None,
+        autoscaling=None,
+        service=None,
+        resources=None,
+        pod_annotations=None,
+        pod_disruption_budget=None,
+        values=None,
+        k8s=None,
+        istio_namespace="istio-system",
+    )
+    base.update(overrides)
+    return base
 
 
 # -- istioctl's render, the reference --------------------------------------------------------------------------

@@ -5,8 +5,14 @@ import pytest
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import install_manifest
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
-
-from tests.unit.plugins.module_utils.render_facets import DELIBERATE_DIFFERENCES, by_kind, facets, istioctl_binary, istioctl_render
+from tests.unit.plugins.module_utils.render_facets import (
+    DELIBERATE_DIFFERENCES,
+    by_kind,
+    facets,
+    gateway_params,
+    istioctl_binary,
+    istioctl_render,
+)
 
 ISTIOCTL = istioctl_binary()
 needs_istioctl = pytest.mark.skipif(
@@ -15,26 +21,7 @@ needs_istioctl = pytest.mark.skipif(
 NO_HPA = {"enabled": False, "min": None, "max": None}
 
 
-def params(**overrides):
-    base = dict(
-        name="istio-ingressgateway",
-        namespace="istio-ingress",
-        kind="ingress",
-        labels=None,
-        revision=None,
-        injection_template="gateway",
-        replicas=None,
-        autoscaling=None,
-        service=None,
-        resources=None,
-        pod_annotations=None,
-        pod_disruption_budget=None,
-        values=None,
-        k8s=None,
-        istio_namespace="istio-system",
-    )
-    base.update(overrides)
-    return base
+params = gateway_params
 
 
 def service(**overrides):
@@ -131,9 +118,7 @@ def test_deliberate_differences_are_what_istioctl_renders_beside_the_facets(tmp_
 
 def test_every_object_carries_the_method_marks_in_the_gateway_namespace():
     objects = install_manifest.render_manifest(params(pod_disruption_budget={"min_available": 1}, replicas=2))
-    assert sorted(o["kind"] for o in objects) == sorted(
-        ["ServiceAccount", "Role", "RoleBinding", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
-    )
+    assert sorted(o["kind"] for o in objects) == sorted(install_manifest.APPLY_ORDER)
     for obj in objects:
         labels = obj["metadata"]["labels"]
         assert obj["metadata"]["namespace"] == "istio-ingress"
@@ -143,7 +128,9 @@ def test_every_object_carries_the_method_marks_in_the_gateway_namespace():
         assert not set(labels) & set(L.OWNER_LABEL_KEYS)
     # The pods carry no ownership: a migration between methods never rolls them for a mark.
     deployment = by_kind(objects)["Deployment"][0]
-    assert not {L.INSTALLED_BY, L.INSTALLED_FOR, L.MANAGED_BY} & set(deployment["spec"]["template"]["metadata"]["labels"])
+    assert not {L.INSTALLED_BY, L.INSTALLED_FOR, L.MANAGED_BY} & set(
+        deployment["spec"]["template"]["metadata"]["labels"]
+    )
 
 
 def test_injection_marks_of_the_kubernetes_yaml_method():
@@ -218,7 +205,11 @@ def test_apply_writes_only_what_changes_in_order_then_prunes():
     assert "HorizontalPodAutoscaler" not in kinds
     assert method.describe() == {
         "field_manager": L.FIELD_MANAGER,
-        "applied": ["RoleBinding/istio-ingressgateway-sds", "Deployment/istio-ingressgateway", "PodDisruptionBudget/istio-ingressgateway"],
+        "applied": [
+            "RoleBinding/istio-ingressgateway-sds",
+            "Deployment/istio-ingressgateway",
+            "PodDisruptionBudget/istio-ingressgateway",
+        ],
         "pruned": ["HorizontalPodAutoscaler/istio-ingressgateway"],
     }
 
@@ -232,7 +223,10 @@ def test_owns_by_marks_name_and_namespace():
     elsewhere = dict(service_obj, metadata=dict(service_obj["metadata"], namespace="elsewhere"))
     assert not method.owns(elsewhere)
     helm_marked = dict(
-        service_obj, metadata=dict(service_obj["metadata"], labels=dict(service_obj["metadata"]["labels"], **{L.INSTALLED_BY: "helm"}))
+        service_obj,
+        metadata=dict(
+            service_obj["metadata"], labels=dict(service_obj["metadata"]["labels"], **{L.INSTALLED_BY: "helm"})
+        ),
     )
     assert not method.owns(helm_marked)
 
@@ -248,3 +242,27 @@ def test_claim_patch_moves_ownership_to_the_method():
     assert labels[L.INSTALLED_BY] == "manifest" and labels[L.INSTALLED_FOR] == "istio-ingressgateway"
     assert patch["metadata"]["annotations"] == {L.HELM_RELEASE_NAME: None, L.HELM_RELEASE_NAMESPACE: None}
     assert set(patch) == {"metadata"}
+
+
+def test_claim_patch_transfers_the_previous_methods_fields_to_the_field_manager():
+    """Server-side apply removes only fields its manager owned: the old method's entries become ours, so the
+    first apply drops what the old method set and this one does not render (on the bed: the chart labels)."""
+    entry = {"apiVersion": "v1", "fieldsType": "FieldsV1", "time": "t"}
+    live = {
+        "metadata": {
+            "resourceVersion": "5",
+            "managedFields": [
+                dict(entry, manager=L.ISTIOCTL_FIELD_MANAGER, operation="Apply", fieldsV1={"f:spec": {"f:a": {}}}),
+                dict(entry, manager="helm", operation="Update", fieldsV1={"f:spec": {"f:b": {}}}),
+                dict(entry, manager="kube-controller-manager", operation="Update", fieldsV1={"f:status": {}}),
+                dict(entry, manager=L.FIELD_MANAGER, operation="Apply", fieldsV1={"f:metadata": {"f:labels": {}}}),
+            ],
+        }
+    }
+    patch = install_manifest.ManifestMethod(None, None, params(), {}).claim_patch(live)
+    managed = patch["metadata"]["managedFields"]
+    assert [(m["manager"], m["operation"]) for m in managed] == [
+        ("kube-controller-manager", "Update"),
+        (L.FIELD_MANAGER, "Apply"),
+    ]
+    assert managed[1]["fieldsV1"] == {"f:spec": {"f:a": {}, "f:b": {}}, "f:metadata": {"f:labels": {}}}
