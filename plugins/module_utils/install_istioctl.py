@@ -230,9 +230,9 @@ class IstioctlMethod(InstallMethod):
         self.istioctl.install(self.iop_path, self.params["wait_timeout"])
 
     def claim_patch(self, obj):
-        """istioctl's owner labels of this gateway's IstioOperator, other methods' marks removed. Metadata only:
-        istioctl keeps no in-cluster state named after the IstioOperator, and the chart's pod template carries
-        no IstioOperator name, so the pods stay as they are."""
+        """istioctl's owner labels of this gateway's IstioOperator, other methods' marks and fields moved to
+        istioctl's field manager. Metadata only: istioctl keeps no in-cluster state named after the IstioOperator,
+        and the chart's pod template carries no IstioOperator name, so a legacy-name migration restarts no pods."""
         p = self.params
         owner = L.owner_labels(
             L.iop_name(p["name"], p["namespace"]),
@@ -241,7 +241,8 @@ class IstioctlMethod(InstallMethod):
             self.istioctl.version(),
             p["kind"],
         )
-        return claim(obj, dict(owner, **{L.INSTALLED_BY: None, L.INSTALLED_FOR: None}), helm_annotations=None)
+        marks = dict(owner, **{L.INSTALLED_BY: None, L.INSTALLED_FOR: None})
+        return claim(obj, marks, helm_annotations=None, field_manager=self.field_manager)
 
     def describe(self):
         return {

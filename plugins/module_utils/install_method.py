@@ -102,9 +102,42 @@ class InstallMethod(object):
         return {}
 
 
-def claim(obj, labels, helm_annotations):
+# The field managers of the install methods: istioctl's server-side apply, Helm 3's updates, the manifest's apply.
+METHOD_FIELD_MANAGERS = (L.ISTIOCTL_FIELD_MANAGER, "helm", L.FIELD_MANAGER)
+
+
+def _union(left, right):
+    merged = dict(left)
+    for key, value in right.items():
+        merged[key] = _union(merged[key], value) if isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def transferred_fields(managed_fields, field_manager):
+    """managedFields with every install method's entries made field_manager's Apply: server-side apply then
+    removes what the old method set and this one no longer renders (fields another manager owns would stay)."""
+    kept, taken = [], {}
+    for entry in managed_fields:
+        manager, operation = entry.get("manager"), entry.get("operation")
+        # The collection's own Update entries (claim patches, restarts, canary splits) stay what they are.
+        if manager not in METHOD_FIELD_MANAGERS or (manager == L.FIELD_MANAGER and operation != "Apply"):
+            kept.append(entry)
+            continue
+        version = entry.get("apiVersion")
+        base = taken.setdefault(
+            version,
+            {"manager": field_manager, "operation": "Apply", "apiVersion": version, "fieldsType": "FieldsV1"},
+        )
+        base["fieldsV1"] = _union(base.get("fieldsV1") or {}, entry.get("fieldsV1") or {})
+        base["time"] = entry.get("time")
+    return kept + list(taken.values())
+
+
+def claim(obj, labels, helm_annotations, field_manager=None):
     """The metadata merge patch that moves obj to another method: `labels` set (None removes a key), Helm's
-    release annotations set to `helm_annotations` (None removes them); guarded by the resourceVersion read."""
+    release annotations set to `helm_annotations` (None removes them), and with a field_manager every method's
+    fields made its Apply (transferred_fields); guarded by the resourceVersion read, so a change since the
+    decision is never claimed blindly."""
     meta = obj["metadata"]
     live_labels = meta.get("labels") or {}
     live_annotations = meta.get("annotations") or {}
@@ -113,6 +146,8 @@ def claim(obj, labels, helm_annotations):
     annotations = {k: v for k, v in wanted.items() if v is not None or k in live_annotations}
     if annotations:
         patch["annotations"] = annotations
+    if field_manager and meta.get("managedFields"):
+        patch["managedFields"] = transferred_fields(meta["managedFields"], field_manager)
     patch["resourceVersion"] = meta["resourceVersion"]
     return {"metadata": patch}
 

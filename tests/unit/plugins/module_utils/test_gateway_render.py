@@ -6,31 +6,9 @@ import pytest
 from ansible_collections.istio_ops.gateways.plugins.module_utils import gateway, install_istioctl, ownership
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
+from tests.unit.plugins.module_utils.render_facets import gateway_params
 
-
-def params(**overrides):
-    base = dict(
-        name="istio-ingressgateway",
-        namespace="istio-ingress",
-        kind="ingress",
-        labels=None,
-        revision=None,
-        injection_template="gateway",
-        replicas=None,
-        autoscaling=None,
-        service=None,
-        resources=None,
-        pod_annotations=None,
-        values=None,
-        k8s=None,
-        istio_namespace="istio-system",
-        method="istioctl",
-        helm=None,
-        pod_disruption_budget=None,
-        binary_path=None,
-    )
-    base.update(overrides)
-    return base
+params = gateway_params  # the shared option set (also the install-method comparisons')
 
 
 def test_seed_iop_is_rendered_with_unique_owner_name():
