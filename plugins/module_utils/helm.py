@@ -133,8 +133,9 @@ class Helm(Binary):
     def release(self, release, namespace):
         """The latest record of a release (any status), or None when there is none.
 
-        A dict: name, namespace, revision, status (deployed, failed, pending-upgrade, ...), chart, chart_version,
-        app_version, description, manifest (the objects helm last applied, as YAML), config (the values given).
+        A dict: name, namespace, revision, status (deployed, failed, pending-upgrade, ...), description, manifest
+        (the objects helm last applied, as YAML), config (the values given). `helm status` leaves the chart out
+        (cmd/helm/status.go sets rel.Chart = nil); the manifest's objects carry its name and version.
         """
         try:
             out = self.run(["status", release, "--namespace", namespace, "-o", "json"])
@@ -144,16 +145,12 @@ class Helm(Binary):
             raise
         record = json.loads(out)
         info = record.get("info") or {}
-        metadata = (record.get("chart") or {}).get("metadata") or {}
         return {
             "name": record.get("name"),
             "namespace": record.get("namespace"),
             "revision": record.get("version"),
             "status": info.get("status"),
             "description": info.get("description"),
-            "chart": metadata.get("name"),
-            "chart_version": metadata.get("version"),
-            "app_version": metadata.get("appVersion"),
             "manifest": record.get("manifest") or "",
             "config": record.get("config") or {},
         }

@@ -340,8 +340,7 @@ class HelmMethod(InstallMethod):
                     if stored.get(key) != rendered.get(key)
                 )
                 return [
-                    "%s (revision %s, chart %s) holds another manifest for %s"
-                    % (what, record["revision"], record["chart_version"], ", ".join(changed))
+                    "%s (revision %s) holds another manifest for %s" % (what, record["revision"], ", ".join(changed))
                 ]
         return []
 

@@ -327,7 +327,6 @@ def test_release_reads_helm_status_and_none_when_there_is_none(recording_helm, t
         "namespace": "ns",
         "version": 3,
         "info": {"status": "deployed", "description": "Upgrade complete"},
-        "chart": {"metadata": {"name": "gateway", "version": "1.30.0", "appVersion": "1.30"}},
         "manifest": "---\nkind: Service\n",
         "config": {"a": 1},
     }
@@ -338,9 +337,6 @@ def test_release_reads_helm_status_and_none_when_there_is_none(recording_helm, t
         "revision": 3,
         "status": "deployed",
         "description": "Upgrade complete",
-        "chart": "gateway",
-        "chart_version": "1.30.0",
-        "app_version": "1.30",
         "manifest": "---\nkind: Service\n",
         "config": {"a": 1},
     }
@@ -434,10 +430,9 @@ SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gw"}, "s
             {
                 "status": "deployed",
                 "revision": 2,
-                "chart_version": "1.29.0",
                 "manifest": "apiVersion: v1\nkind: Service\nmetadata: {name: gw}\nspec: {type: NodePort}\n",
             },
-            "(revision 2, chart 1.29.0) holds another manifest for Service gw",
+            "(revision 2) holds another manifest for Service gw",
         ),
     ],
 )
