@@ -1,0 +1,386 @@
+# Copyright: istio_ops.gateways contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The helm install method: Istio's `gateway` chart as a Helm release named after the gateway, in its namespace.
+
+Idempotent without trusting helm: `helm upgrade --install` always writes a new release record (a Secret
+sh.helm.release.v1.<name>.v<N>) even when no object changes, so the plan renders with `helm template`,
+compares each object with the live one by a server-side dry run, and runs helm only when something differs
+or the release itself needs it (pending()).
+
+What helm 3 does that the plan relies on (helm.sh/helm/v3 v3.22.0):
+- It adopts an existing object only when the object already carries label app.kubernetes.io/managed-by=Helm
+  and annotations meta.helm.sh/release-name/-namespace naming this release (pkg/action/validate.go
+  checkOwnership, called by existingResourceConflict from install.go and upgrade.go for every object not in
+  the previous release's manifest); claim_patch() sets exactly those.
+- It writes objects with a three-way strategic merge patch (old release manifest, new manifest, live object;
+  pkg/kube/client.go createPatch/updateResource) under field manager "helm" (cmd/helm/helm.go sets
+  kube.ManagedFieldsManager), not by server-side apply. A field the new render drops is removed only because
+  the old manifest had it; a server-side dry run cannot see that, so pending() also compares the release's
+  stored manifest with the render.
+
+The same options give the same objects as the istioctl method, except where the chart cannot (see
+chart_values): its Deployment and PodDisruptionBudget selectors hold only `app` and `istio`, the Role and
+RoleBinding are named after the ServiceAccount, the pod template carries the chart's labels (and the
+method's marks, which the chart puts on every object through its `labels` value), and spec.replicas is
+rendered only while autoscaling is off.
+"""
+
+import copy
+
+from ansible_collections.istio_ops.gateways.plugins.module_utils import inventory
+from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
+from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError, InputError
+from ansible_collections.istio_ops.gateways.plugins.module_utils.helm import Helm
+from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method import InstallMethod
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - reported by run_module
+    yaml = None
+
+DEFAULT_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
+DEFAULT_CHART = "gateway"
+METHOD = "helm"
+SUPPORTED_HELM_MAJOR = "3"  # helm 4 applies server-side by default: other field ownership, other comparison
+
+# What istioctl's gateway charts give every gateway of a kind (manifests/charts/gateways/istio-{ingress,egress}):
+# the pod labels and selectors (the option `labels` updates them), the Service type and ports.
+SELECTOR_DEFAULTS = {
+    "ingress": {"app": "istio-ingressgateway", "istio": "ingressgateway"},
+    "egress": {"app": "istio-egressgateway", "istio": "egressgateway"},
+}
+SERVICE_TYPE_DEFAULTS = {"ingress": "LoadBalancer", "egress": "ClusterIP"}
+SERVICE_PORT_DEFAULTS = {
+    "ingress": [
+        {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
+        {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
+        {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
+    ],
+    "egress": [
+        {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
+        {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
+    ],
+}
+# The chart's own selector keys (templates/_helpers.tpl gateway.selectorLabels): only these are in the
+# Deployment's and the PodDisruptionBudget's selector; other labels reach the Service's via selectorLabels.
+CHART_SELECTOR_KEYS = ("app", "istio")
+
+# helm.values keys the module sets itself: (path, fix). A path ending in None stands for any key under it.
+PINNED_VALUES = (
+    (("name",), "remove it: the release and every object are named after the option name"),
+    (("revision",), "remove it and use the option revision"),
+    (("labels", "app"), "remove it and use the option labels"),
+    (("labels", "istio"), "remove it and use the option labels"),
+    (("labels", L.INSTALLED_BY), "remove it: the module marks what it installs"),
+    (("labels", L.INSTALLED_FOR), "remove it: the module marks what it installs"),
+    (("serviceAccount", "name"), "remove it: the ServiceAccount is <name>-service-account whatever the method"),
+    (("kind",), "remove it: a gateway is a Deployment"),
+    (("podAnnotations", L.INJECT_TEMPLATES), "remove it and use the option injection_template"),
+    (("_internal_defaults_do_not_set",), "set those values directly, as the chart's values.yaml says"),
+)
+
+
+def selector_labels(params):
+    """The gateway's pod labels and selector: istioctl's chart defaults updated by the option `labels`."""
+    return dict(SELECTOR_DEFAULTS[params["kind"]], **(params.get("labels") or {}))
+
+
+def helm_options(params):
+    """The option `helm` with its defaults (version None: the control plane's, set by the method)."""
+    given = params.get("helm") or {}
+    return {
+        "repository": given.get("repository") or DEFAULT_REPOSITORY,
+        "chart": given.get("chart") or DEFAULT_CHART,
+        "version": given.get("version"),
+        "values": given.get("values") or {},
+        "binary_path": given.get("binary_path"),
+    }
+
+
+def pinned_value_errors(values):
+    """Errors for helm.values keys that would undo what the module pins."""
+    errors = []
+    for path, fix in PINNED_VALUES:
+        node = values
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is not None:
+            errors.append("helm.values.%s: %r is set by the module; %s" % (".".join(path), node, fix))
+    return errors
+
+
+def deep_merge(base, extra):
+    """base updated recursively by extra (dicts merge, everything else replaces); returns a new dict."""
+    merged = copy.deepcopy(base)
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _chart_port(port):
+    chart = {"name": port["name"], "port": port["port"], "protocol": port.get("protocol") or "TCP"}
+    if port.get("target_port"):
+        chart["targetPort"] = port["target_port"]
+    if port.get("node_port"):
+        chart["nodePort"] = port["node_port"]
+    return chart
+
+
+def _int_or_percent(value):
+    """A PDB bound as Kubernetes wants it: an int, or a string 'N%' (a digit string becomes an int)."""
+    return int(value) if isinstance(value, str) and value.isdigit() else value
+
+
+def method_marks(name):
+    """The collection's labels on every object (and the release record) the helm method installs for `name`."""
+    return {L.INSTALLED_BY: METHOD, L.INSTALLED_FOR: name}
+
+
+def chart_values(params):
+    """Values of Istio's `gateway` chart that render the gateway's canonical objects; helm.values merged last.
+
+    Raise InputError when helm.values sets what the module pins (PINNED_VALUES).
+    """
+    kind, name = params["kind"], params["name"]
+    extra = helm_options(params)["values"]
+    errors = pinned_value_errors(extra)
+    if errors:
+        raise InputError("; ".join(errors))
+    selector = selector_labels(params)
+    service = params.get("service") or {}
+    ports = [_chart_port(p) for p in service["ports"]] if service.get("ports") else SERVICE_PORT_DEFAULTS[kind]
+    chart_service = {
+        "type": service.get("type") or SERVICE_TYPE_DEFAULTS[kind],
+        "ports": copy.deepcopy(ports),
+        # The chart's Service selector is app and istio; the rest of the labels make it equal istioctl's.
+        "selectorLabels": {k: v for k, v in selector.items() if k not in CHART_SELECTOR_KEYS},
+    }
+    if service.get("annotations"):
+        chart_service["annotations"] = service["annotations"]
+    if service.get("load_balancer_ip"):
+        chart_service["loadBalancerIP"] = service["load_balancer_ip"]
+    if service.get("external_traffic_policy"):
+        chart_service["externalTrafficPolicy"] = service["external_traffic_policy"]
+    values = {
+        "labels": dict(selector, **method_marks(name)),
+        "serviceAccount": {"name": name + "-service-account"},
+        "podAnnotations": dict(
+            {L.INJECT_TEMPLATES: params.get("injection_template") or "gateway", L.SIDECAR_INJECT: "true"},
+            **(params.get("pod_annotations") or {}),
+        ),
+        "service": chart_service,
+    }
+    if params.get("revision"):
+        values["revision"] = params["revision"]
+    if params.get("replicas") is not None:
+        values["replicaCount"] = params["replicas"]
+    scaling = params.get("autoscaling")
+    if scaling is not None:
+        values["autoscaling"] = {"enabled": scaling.get("enabled", True)}
+        if scaling.get("min") is not None:
+            values["autoscaling"]["minReplicas"] = scaling["min"]
+        if scaling.get("max") is not None:
+            values["autoscaling"]["maxReplicas"] = scaling["max"]
+    if params.get("resources"):
+        values["resources"] = params["resources"]  # merged into the chart's defaults, as istioctl's k8s.resources
+    budget = params.get("pod_disruption_budget") or {}
+    pdb = {
+        key: _int_or_percent(budget[option])
+        for option, key in (("min_available", "minAvailable"), ("max_unavailable", "maxUnavailable"))
+        if budget.get(option) is not None
+    }
+    if pdb:
+        values["podDisruptionBudget"] = pdb
+    return deep_merge(values, extra)
+
+
+def stamp_release_marks(objects, release, namespace):
+    """Add what helm itself sets on every object it applies (pkg/action/validate.go setMetadataVisitor)."""
+    for obj in objects:
+        meta = obj.setdefault("metadata", {})
+        meta["labels"] = dict(meta.get("labels") or {}, **{L.MANAGED_BY: L.HELM_MANAGED_BY_VALUE})
+        meta["annotations"] = dict(
+            meta.get("annotations") or {}, **{L.HELM_RELEASE_NAME: release, L.HELM_RELEASE_NAMESPACE: namespace}
+        )
+    return objects
+
+
+def check_rendered(objects, namespace):
+    """Fail unless the chart rendered only the kinds a gateway owns, all in the gateway's namespace."""
+    owned = set(inventory.OWNED_KINDS)
+    problems = []
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        what = "%s %s/%s" % (obj.get("kind"), meta.get("namespace") or "", meta.get("name"))
+        if (obj.get("apiVersion"), obj.get("kind")) not in owned:
+            problems.append("%s (%s is not a kind a gateway owns)" % (what, obj.get("apiVersion")))
+        elif meta.get("namespace") != namespace:
+            problems.append("%s (outside namespace %r)" % (what, namespace))
+    if problems:
+        raise InputError(
+            "helm: the chart would render %s; a gateway install makes only %s in the gateway's namespace. Nothing "
+            "was applied; remove the helm.values settings (or use the chart) that add or move these objects"
+            % ("; ".join(problems), ", ".join(sorted({kind for _api, kind in owned})))
+        )
+
+
+def _by_key(objects):
+    return {(o.get("apiVersion"), o.get("kind"), (o.get("metadata") or {}).get("name")): o for o in objects}
+
+
+def chart_version_of(plane_version):
+    """The chart version of a control plane version: full semver (Istio's development builds report 1.30-alpha.x
+    for chart 1.30.0-alpha.x), without an image variant (-distroless, -debug)."""
+    if not plane_version:
+        return plane_version
+    for variant in ("-distroless", "-debug"):
+        if plane_version.endswith(variant):
+            plane_version = plane_version[: -len(variant)]
+    release, sep, pre = plane_version.partition("-")
+    if release.count(".") == 1:
+        release += ".0"
+    return release + sep + pre
+
+
+class HelmMethod(InstallMethod):
+    name = METHOD
+    field_manager = "helm"  # helm 3's, for its creates and patches (cmd/helm/helm.go: kube.ManagedFieldsManager)
+
+    def __init__(self, module, kube, params, result):
+        super(HelmMethod, self).__init__(module, kube, params, result)
+        self.options = helm_options(params)
+        self.helm = None
+        self.chart_version = self.options["version"]
+        self.values = None  # the chart values of the last render
+        self.values_path = None
+        self.template = None  # the last `helm template` output, as helm stores it in the release's manifest
+        self.record = None  # the release as pending() read it
+        self._release_read = False
+
+    def preflight(self, plane):
+        self.helm = Helm(self.module, self.kube, self.options["binary_path"])
+        version = self.helm.version()
+        if version.split(".", 1)[0] != SUPPORTED_HELM_MAJOR:
+            raise InputError(
+                "helm.binary_path: helm %s at %s is not supported; use Helm %s.x"
+                % (version, self.helm.path, SUPPORTED_HELM_MAJOR)
+            )
+        if not self.chart_version:
+            self.chart_version = chart_version_of((plane or {}).get("version"))
+            if not self.chart_version:
+                raise InputError(
+                    "helm.version: not set, and the control plane's version is unknown (no istiod of revision %r "
+                    "with a version label or image tag in %r); set helm.version to the chart version to install"
+                    % ((plane or {}).get("revision"), self.params.get("istio_namespace"))
+                )
+
+    def render(self, params, fresh=False):
+        """What `helm upgrade --install` would apply: `helm template` of the chart with chart_values(params),
+        plus the marks helm adds when it applies. `fresh` changes nothing: helm's output is not cached."""
+        name, namespace = params["name"], params["namespace"]
+        self.values = chart_values(params)
+        self.values_path = self.helm.write_file("values.yaml", yaml.safe_dump(self.values, sort_keys=False))
+        self.template = self.helm.template(
+            name,
+            namespace,
+            self.options["repository"],
+            self.options["chart"],
+            self.chart_version,
+            self.values_path,
+            kube_version=self._server_version(),
+        )
+        check_rendered(self.template, namespace)
+        return stamp_release_marks(copy.deepcopy(self.template), name, namespace)
+
+    def _server_version(self):
+        try:
+            return (self.kube.server_version() or {}).get("gitVersion")
+        except GatewayError:
+            return None  # helm template then assumes its own default; the install reads the server itself
+
+    def owns(self, obj):
+        meta = obj.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        labels = meta.get("labels") or {}
+        p = self.params
+        return (
+            meta.get("namespace") == p["namespace"]
+            and annotations.get(L.HELM_RELEASE_NAME) == p["name"]
+            and annotations.get(L.HELM_RELEASE_NAMESPACE) == p["namespace"]
+            and all(labels.get(k) == v for k, v in method_marks(p["name"]).items())
+        )
+
+    def release(self):
+        """The gateway's release record (read once per run), or None."""
+        if not self._release_read:
+            self.record = self.helm.release(self.params["name"], self.params["namespace"])
+            self._release_read = True
+        return self.record
+
+    def pending(self):
+        """Why helm must run although every object matches: no release, a release not deployed, or one whose
+        manifest differs from the render (helm's three-way patch would remove what the render dropped)."""
+        p = self.params
+        record = self.release()
+        what = "Helm release %s/%s" % (p["namespace"], p["name"])
+        if record is None:
+            return ["%s does not exist" % what]
+        if record["status"] != "deployed":
+            return ["%s is %s (revision %s)" % (what, record["status"], record["revision"])]
+        if self.template is not None:
+            stored = _by_key(doc for doc in yaml.safe_load_all(record["manifest"]) if doc)
+            rendered = _by_key(self.template)
+            if stored != rendered:
+                changed = sorted(
+                    "%s %s" % (key[1], key[2])
+                    for key in set(stored) | set(rendered)
+                    if stored.get(key) != rendered.get(key)
+                )
+                return [
+                    "%s (revision %s) holds another manifest for %s" % (what, record["revision"], ", ".join(changed))
+                ]
+        return []
+
+    def apply(self, desired, changes):
+        """helm upgrade --install with the rendered values. No --wait: helm 3 would also wait for a LoadBalancer
+        Service's address, which a cluster without a load balancer never gives; the manager awaits the rollout."""
+        p = self.params
+        self.helm.upgrade_install(
+            p["name"],
+            p["namespace"],
+            self.options["repository"],
+            self.options["chart"],
+            self.chart_version,
+            self.values_path,
+            labels=method_marks(p["name"]),
+        )
+        self._release_read = False
+
+    def claim_patch(self, obj):
+        """A metadata merge patch that makes helm adopt obj into this gateway's release: its ownership marks and
+        the method's, istioctl's owner labels removed (the manifest method's marks are overwritten); guarded by
+        the resourceVersion read. Metadata only, so the pods stay as they are."""
+        p = self.params
+        meta = obj["metadata"]
+        live = meta.get("labels") or {}
+        labels = {k: None for k in L.OWNER_LABEL_KEYS if k in live}
+        labels.update(method_marks(p["name"]))
+        labels[L.MANAGED_BY] = L.HELM_MANAGED_BY_VALUE
+        annotations = {L.HELM_RELEASE_NAME: p["name"], L.HELM_RELEASE_NAMESPACE: p["namespace"]}
+        return {"metadata": {"labels": labels, "annotations": annotations, "resourceVersion": meta["resourceVersion"]}}
+
+    def describe(self):
+        described = {
+            "repository": self.options["repository"],
+            "chart": self.options["chart"],
+            "chart_version": self.chart_version,
+            "values": self.values,
+        }
+        if self.helm is not None:
+            described.update(path=self.helm.path, version=self.helm.version(), commands=self.helm.commands)
+        if self.record is not None:
+            described["release"] = {k: v for k, v in self.record.items() if k not in ("manifest", "config")}
+        return described
