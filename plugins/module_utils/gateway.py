@@ -16,6 +16,7 @@ import time
 from ansible_collections.istio_ops.gateways.plugins.module_utils import (
     canary,
     control_plane,
+    install_helm,
     inventory,
     owners,
     ownership,
@@ -46,7 +47,6 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import (
     strip_noise,
 )
 
-DEFAULT_HELM_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 SERVICE_OPTIONS = dict(
     type=dict(type="str", choices=["ClusterIP", "NodePort", "LoadBalancer"]),
     ports=dict(
@@ -100,8 +100,8 @@ ARGUMENT_SPEC = merge_specs(
             type="dict",
             apply_defaults=True,
             options=dict(
-                repository=dict(type="str", default=DEFAULT_HELM_REPOSITORY),
-                chart=dict(type="str", default="gateway"),
+                repository=dict(type="str", default=install_helm.DEFAULT_REPOSITORY),
+                chart=dict(type="str", default=install_helm.DEFAULT_CHART),
                 version=dict(type="str"),
                 values=dict(type="dict"),
                 binary_path=dict(type="path"),
@@ -224,6 +224,8 @@ def method_option_errors(params):
                 "%s: IstioOperator settings apply to method istioctl only, not %s; %s"
                 % (key, method, "use helm.values" if method == "helm" else "use the module's options")
             )
+    if method == "helm":
+        errors += install_helm.pinned_value_errors((params.get("helm") or {}).get("values") or {})
     if params.get("binary_path"):
         errors.append(
             "binary_path: names istioctl, which method %s does not run; %s"

@@ -27,11 +27,19 @@ rendered only while autoscaling is off.
 
 import copy
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import inventory
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
+from ansible_collections.istio_ops.gateways.plugins.module_utils import ownership
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError, InputError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.helm import Helm
-from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method import InstallMethod
+from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method import (
+    CHART_SERVICE_TYPE,
+    InstallMethod,
+    budget_spec,
+    claim,
+    deep_merge,
+    pod_labels,
+    service_ports,
+)
 
 try:
     import yaml
@@ -43,24 +51,6 @@ DEFAULT_CHART = "gateway"
 METHOD = "helm"
 SUPPORTED_HELM_MAJOR = "3"  # helm 4 applies server-side by default: other field ownership, other comparison
 
-# What istioctl's gateway charts give every gateway of a kind (manifests/charts/gateways/istio-{ingress,egress}):
-# the pod labels and selectors (the option `labels` updates them), the Service type and ports.
-SELECTOR_DEFAULTS = {
-    "ingress": {"app": "istio-ingressgateway", "istio": "ingressgateway"},
-    "egress": {"app": "istio-egressgateway", "istio": "egressgateway"},
-}
-SERVICE_TYPE_DEFAULTS = {"ingress": "LoadBalancer", "egress": "ClusterIP"}
-SERVICE_PORT_DEFAULTS = {
-    "ingress": [
-        {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
-        {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
-        {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
-    ],
-    "egress": [
-        {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
-        {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
-    ],
-}
 # The chart's own selector keys (templates/_helpers.tpl gateway.selectorLabels): only these are in the
 # Deployment's and the PodDisruptionBudget's selector; other labels reach the Service's via selectorLabels.
 CHART_SELECTOR_KEYS = ("app", "istio")
@@ -78,11 +68,6 @@ PINNED_VALUES = (
     (("podAnnotations", L.INJECT_TEMPLATES), "remove it and use the option injection_template"),
     (("_internal_defaults_do_not_set",), "set those values directly, as the chart's values.yaml says"),
 )
-
-
-def selector_labels(params):
-    """The gateway's pod labels and selector: istioctl's chart defaults updated by the option `labels`."""
-    return dict(SELECTOR_DEFAULTS[params["kind"]], **(params.get("labels") or {}))
 
 
 def helm_options(params):
@@ -109,31 +94,6 @@ def pinned_value_errors(values):
     return errors
 
 
-def deep_merge(base, extra):
-    """base updated recursively by extra (dicts merge, everything else replaces); returns a new dict."""
-    merged = copy.deepcopy(base)
-    for key, value in (extra or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _chart_port(port):
-    chart = {"name": port["name"], "port": port["port"], "protocol": port.get("protocol") or "TCP"}
-    if port.get("target_port"):
-        chart["targetPort"] = port["target_port"]
-    if port.get("node_port"):
-        chart["nodePort"] = port["node_port"]
-    return chart
-
-
-def _int_or_percent(value):
-    """A PDB bound as Kubernetes wants it: an int, or a string 'N%' (a digit string becomes an int)."""
-    return int(value) if isinstance(value, str) and value.isdigit() else value
-
-
 def method_marks(name):
     """The collection's labels on every object (and the release record) the helm method installs for `name`."""
     return {L.INSTALLED_BY: METHOD, L.INSTALLED_FOR: name}
@@ -146,15 +106,11 @@ def chart_values(params):
     """
     kind, name = params["kind"], params["name"]
     extra = helm_options(params)["values"]
-    errors = pinned_value_errors(extra)
-    if errors:
-        raise InputError("; ".join(errors))
-    selector = selector_labels(params)
+    selector = pod_labels(params)
     service = params.get("service") or {}
-    ports = [_chart_port(p) for p in service["ports"]] if service.get("ports") else SERVICE_PORT_DEFAULTS[kind]
     chart_service = {
-        "type": service.get("type") or SERVICE_TYPE_DEFAULTS[kind],
-        "ports": copy.deepcopy(ports),
+        "type": service.get("type") or CHART_SERVICE_TYPE[kind],
+        "ports": service_ports(params),
         # The chart's Service selector is app and istio; the rest of the labels make it equal istioctl's.
         "selectorLabels": {k: v for k, v in selector.items() if k not in CHART_SELECTOR_KEYS},
     }
@@ -186,14 +142,8 @@ def chart_values(params):
             values["autoscaling"]["maxReplicas"] = scaling["max"]
     if params.get("resources"):
         values["resources"] = params["resources"]  # merged into the chart's defaults, as istioctl's k8s.resources
-    budget = params.get("pod_disruption_budget") or {}
-    pdb = {
-        key: _int_or_percent(budget[option])
-        for option, key in (("min_available", "minAvailable"), ("max_unavailable", "maxUnavailable"))
-        if budget.get(option) is not None
-    }
-    if pdb:
-        values["podDisruptionBudget"] = pdb
+    if budget_spec(params):
+        values["podDisruptionBudget"] = budget_spec(params)
     return deep_merge(values, extra)
 
 
@@ -206,25 +156,6 @@ def stamp_release_marks(objects, release, namespace):
             meta.get("annotations") or {}, **{L.HELM_RELEASE_NAME: release, L.HELM_RELEASE_NAMESPACE: namespace}
         )
     return objects
-
-
-def check_rendered(objects, namespace):
-    """Fail unless the chart rendered only the kinds a gateway owns, all in the gateway's namespace."""
-    owned = set(inventory.OWNED_KINDS)
-    problems = []
-    for obj in objects:
-        meta = obj.get("metadata") or {}
-        what = "%s %s/%s" % (obj.get("kind"), meta.get("namespace") or "", meta.get("name"))
-        if (obj.get("apiVersion"), obj.get("kind")) not in owned:
-            problems.append("%s (%s is not a kind a gateway owns)" % (what, obj.get("apiVersion")))
-        elif meta.get("namespace") != namespace:
-            problems.append("%s (outside namespace %r)" % (what, namespace))
-    if problems:
-        raise InputError(
-            "helm: the chart would render %s; a gateway install makes only %s in the gateway's namespace. Nothing "
-            "was applied; remove the helm.values settings (or use the chart) that add or move these objects"
-            % ("; ".join(problems), ", ".join(sorted({kind for _api, kind in owned})))
-        )
 
 
 def _by_key(objects):
@@ -292,7 +223,6 @@ class HelmMethod(InstallMethod):
             self.values_path,
             kube_version=self._server_version(),
         )
-        check_rendered(self.template, namespace)
         return stamp_release_marks(copy.deepcopy(self.template), name, namespace)
 
     def _server_version(self):
@@ -302,16 +232,7 @@ class HelmMethod(InstallMethod):
             return None  # helm template then assumes its own default; the install reads the server itself
 
     def owns(self, obj):
-        meta = obj.get("metadata") or {}
-        annotations = meta.get("annotations") or {}
-        labels = meta.get("labels") or {}
-        p = self.params
-        return (
-            meta.get("namespace") == p["namespace"]
-            and annotations.get(L.HELM_RELEASE_NAME) == p["name"]
-            and annotations.get(L.HELM_RELEASE_NAMESPACE) == p["namespace"]
-            and all(labels.get(k) == v for k, v in method_marks(p["name"]).items())
-        )
+        return ownership.owner_of(obj, self.params["name"], self.params["namespace"]) == METHOD
 
     def release(self):
         """The gateway's release record (read once per run), or None."""
@@ -364,13 +285,11 @@ class HelmMethod(InstallMethod):
         the method's, istioctl's owner labels removed (the manifest method's marks are overwritten); guarded by
         the resourceVersion read. Metadata only, so the pods stay as they are."""
         p = self.params
-        meta = obj["metadata"]
-        live = meta.get("labels") or {}
-        labels = {k: None for k in L.OWNER_LABEL_KEYS if k in live}
+        labels = dict.fromkeys(L.OWNER_LABEL_KEYS)
         labels.update(method_marks(p["name"]))
         labels[L.MANAGED_BY] = L.HELM_MANAGED_BY_VALUE
-        annotations = {L.HELM_RELEASE_NAME: p["name"], L.HELM_RELEASE_NAMESPACE: p["namespace"]}
-        return {"metadata": {"labels": labels, "annotations": annotations, "resourceVersion": meta["resourceVersion"]}}
+        # No field transfer: helm patches three-way from its own manifests and never reads managedFields.
+        return claim(obj, labels, {L.HELM_RELEASE_NAME: p["name"], L.HELM_RELEASE_NAMESPACE: p["namespace"]})
 
     def describe(self):
         described = {

@@ -8,8 +8,6 @@ istioctl adds at apply time), and the manager compares each object with the live
 run under istioctl's field manager. Only a difference runs `istioctl install`.
 """
 
-import copy
-
 from ansible_collections.istio_ops.gateways.plugins.module_utils import control_plane, owners, ownership
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
@@ -17,7 +15,9 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method 
     InstallMethod,
     budget_spec,
     claim,
+    deep_merge,
     gateway_labels,
+    service_port,
 )
 from ansible_collections.istio_ops.gateways.plugins.module_utils.istioctl import Istioctl
 
@@ -82,17 +82,6 @@ def pinned_value_errors(params):
     return errors
 
 
-def deep_merge(base, extra):
-    """base updated recursively by extra (dicts merge, everything else replaces); returns a new dict."""
-    merged = copy.deepcopy(base)
-    for key, value in (extra or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 def render_iop(params):
     """The IstioOperator for one gateway. Its name (see labels.iop_name) makes istioctl's owner
     labels unique, so installing one gateway never prunes another.
@@ -122,7 +111,7 @@ def render_iop(params):
     if service.get("type"):
         chart["type"] = service["type"]
     if service.get("ports"):
-        chart["ports"] = [_chart_port(p) for p in service["ports"]]
+        chart["ports"] = [service_port(p) for p in service["ports"]]
     if service.get("annotations"):
         k8s["serviceAnnotations"] = service["annotations"]
     service_spec = {}
@@ -171,15 +160,6 @@ def render_iop(params):
         "metadata": {"name": L.iop_name(params["name"], params["namespace"]), "namespace": params["istio_namespace"]},
         "spec": spec,
     }
-
-
-def _chart_port(port):
-    chart = {"name": port["name"], "port": port["port"], "protocol": port.get("protocol") or "TCP"}
-    if port.get("target_port"):
-        chart["targetPort"] = port["target_port"]
-    if port.get("node_port"):
-        chart["nodePort"] = port["node_port"]
-    return chart
 
 
 def stamp_owner_labels(objects, iop, version, kind):

@@ -11,32 +11,20 @@ chart's bookkeeping labels and legacy file-mounted certificate volumes, plus thi
 ManifestMethod applies them by server-side apply under the collection's field manager; no binary.
 """
 
-import copy
-
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils import ownership
 from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method import (
+    CHART_SERVICE_TYPE,
     InstallMethod,
     budget_spec,
     claim,
+    deep_merge,
+    pod_labels,
+    service_ports,
 )
 
 METHOD = "manifest"
 
-# What istioctl's gateway charts (manifests/charts/gateways/istio-{ingress,egress}/values.yaml) default to.
-CHART_LABELS = {
-    "ingress": {"app": "istio-ingressgateway", "istio": "ingressgateway"},
-    "egress": {"app": "istio-egressgateway", "istio": "egressgateway"},
-}
-_HTTP_PORTS = [
-    {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
-    {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
-]
-CHART_PORTS = {
-    "ingress": [{"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021}] + _HTTP_PORTS,
-    "egress": _HTTP_PORTS,
-}
-CHART_SERVICE_TYPE = {"ingress": "LoadBalancer", "egress": "ClusterIP"}
 CHART_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "2000m", "memory": "1024Mi"}}
 CHART_AUTOSCALING = {"min": 1, "max": 5, "cpu": 80}
 SECRETS_ROLE = "%s-sds"  # the Role and RoleBinding that let the gateway read its TLS secrets
@@ -73,13 +61,6 @@ def method_marks(name):
     return {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.INSTALLED_BY: METHOD, L.INSTALLED_FOR: name}
 
 
-def gateway_labels(params):
-    """Pod labels and selectors: the chart's labels updated by the user's, as istioctl merges the component label."""
-    merged = dict(CHART_LABELS[params["kind"]])
-    merged.update(params.get("labels") or {})
-    return merged
-
-
 def autoscaling(params):
     """(min, max) when an HPA is wanted (the default), else None."""
     scaling = params.get("autoscaling") or {}
@@ -89,37 +70,11 @@ def autoscaling(params):
     return (CHART_AUTOSCALING["min"] if low is None else low, CHART_AUTOSCALING["max"] if high is None else high)
 
 
-def _merged(base, extra):
-    merged = copy.deepcopy(base)
-    for key, value in (extra or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merged(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _service_ports(params):
-    ports = ((params.get("service") or {}).get("ports")) or None
-    if not ports:
-        return copy.deepcopy(CHART_PORTS[params["kind"]])
-    rendered = []
-    for port in ports:
-        # Like istioctl's chart: only what the user gave (the API server defaults targetPort to port).
-        entry = {"name": port["name"], "port": port["port"], "protocol": port.get("protocol") or "TCP"}
-        if port.get("target_port"):
-            entry["targetPort"] = port["target_port"]
-        if port.get("node_port"):
-            entry["nodePort"] = port["node_port"]
-        rendered.append(entry)
-    return rendered
-
-
 def render_manifest(params):
     """The gateway's objects for module params `params`, in the canonical form, with this method's marks."""
     name, namespace, kind = params["name"], params["namespace"], params["kind"]
     revision = params.get("revision")
-    selector = gateway_labels(params)
+    selector = pod_labels(params)
     marks = method_marks(name)
     # istioctl stamps istio.io/rev ("default" without a revision) on every object; canary and inventory read it.
     revision_label = {L.REVISION: revision or L.DEFAULT_REVISION}
@@ -136,7 +91,7 @@ def render_manifest(params):
     service_account = CHART_SERVICE_ACCOUNT % name
     secrets_role = SECRETS_ROLE % name
     service = params.get("service") or {}
-    ports = _service_ports(params)
+    ports = service_ports(params)
 
     objects = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(service_account)},
@@ -242,7 +197,7 @@ def _deployment(params, metadata, selector, service_account, ports):
                         "image": "auto",  # the injector replaces it with the control plane's proxy image
                         "ports": container_ports,
                         "env": [{"name": "ISTIO_META_UNPRIVILEGED_POD", "value": "true"}],
-                        "resources": _merged(CHART_RESOURCES, params.get("resources")),
+                        "resources": deep_merge(CHART_RESOURCES, params.get("resources")),
                         "securityContext": {
                             "allowPrivilegeEscalation": False,
                             "capabilities": {"drop": ["ALL"]},

@@ -12,15 +12,65 @@ one by a server-side dry run under the method's field manager, apply only when s
 what the method owns for the gateway and no longer renders.
 """
 
+import copy
+
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils import validate
 
-# The pod labels (and selector) a gateway gets when the option `labels` is not set.
+# The gateway's own labels when the option `labels` is not set (what a Gateway resource selects).
 DEFAULT_LABELS = {"ingress": {"istio": "ingressgateway"}, "egress": {"istio": "egressgateway"}}
+
+# What istioctl's gateway charts (manifests/charts/gateways/istio-{ingress,egress}) give every gateway of a kind,
+# and so every method: pod labels and selectors (the option `labels` updates them), the Service type and ports.
+CHART_LABELS = {
+    "ingress": {"app": "istio-ingressgateway", "istio": "ingressgateway"},
+    "egress": {"app": "istio-egressgateway", "istio": "egressgateway"},
+}
+_HTTP_PORTS = [
+    {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
+    {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
+]
+CHART_PORTS = {
+    "ingress": [{"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021}] + _HTTP_PORTS,
+    "egress": _HTTP_PORTS,
+}
+CHART_SERVICE_TYPE = {"ingress": "LoadBalancer", "egress": "ClusterIP"}
 
 
 def gateway_labels(params):
     return params.get("labels") or DEFAULT_LABELS[params["kind"]]
+
+
+def pod_labels(params):
+    """The gateway's pod labels and selector on every method: the chart's labels updated by the option `labels`,
+    as istioctl merges the component label into them."""
+    return dict(CHART_LABELS[params["kind"]], **(params.get("labels") or {}))
+
+
+def service_port(port):
+    """A Service port of the option service.ports, as the charts take it (only what the user gave)."""
+    chart = {"name": port["name"], "port": port["port"], "protocol": port.get("protocol") or "TCP"}
+    if port.get("target_port"):
+        chart["targetPort"] = port["target_port"]
+    if port.get("node_port"):
+        chart["nodePort"] = port["node_port"]
+    return chart
+
+
+def service_ports(params):
+    ports = (params.get("service") or {}).get("ports")
+    return [service_port(p) for p in ports] if ports else copy.deepcopy(CHART_PORTS[params["kind"]])
+
+
+def deep_merge(base, extra):
+    """base updated recursively by extra (dicts merge, everything else replaces); returns a new dict."""
+    merged = copy.deepcopy(base)
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 def autoscaled(params):

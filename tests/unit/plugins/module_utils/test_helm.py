@@ -12,11 +12,12 @@ import stat
 
 import pytest
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import helm, install_helm
+from ansible_collections.istio_ops.gateways.plugins.module_utils import gateway, helm, install_helm
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import KubeClient
 from tests.testbed import testbed
+from tests.unit.plugins.module_utils.render_facets import gateway_params
 
 BED = testbed.describe()
 REAL_HELM = str(BED.helm) if BED.helm and BED.helm.exists() else None
@@ -188,13 +189,13 @@ def test_helm_values_merge_last():
 )
 def test_pinned_helm_values_are_refused_naming_parameter_value_and_fix(extra, named, fix):
     with pytest.raises(InputError) as raised:
-        install_helm.chart_values(params(helm={"values": extra}))
+        gateway.check_inputs(gateway_params(method="helm", helm={"values": extra}))
     assert named in raised.value.message and fix in raised.value.message
 
 
 def test_every_pinned_value_is_reported_at_once():
     with pytest.raises(InputError) as raised:
-        install_helm.chart_values(params(helm={"values": {"name": "a", "revision": "b"}}))
+        gateway.check_inputs(gateway_params(method="helm", helm={"values": {"name": "a", "revision": "b"}}))
     assert "helm.values.name" in raised.value.message and "helm.values.revision" in raised.value.message
 
 
@@ -362,11 +363,13 @@ def method(p=None):
 
 def test_owns_needs_the_release_annotations_and_the_method_marks():
     obj = {
+        "kind": "Deployment",
         "metadata": {
+            "name": "gw",
             "namespace": "ns",
             "labels": {L.INSTALLED_BY: "helm", L.INSTALLED_FOR: "gw"},
             "annotations": {L.HELM_RELEASE_NAME: "gw", L.HELM_RELEASE_NAMESPACE: "ns"},
-        }
+        },
     }
     assert method().owns(obj)
     other = json.loads(json.dumps(obj))
