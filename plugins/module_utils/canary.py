@@ -226,10 +226,6 @@ def apply_merge_patch(target, patch):
     return result
 
 
-def revision_of(obj):
-    return ((obj or {}).get("metadata", {}).get("labels") or {}).get(L.REVISION, L.DEFAULT_REVISION)
-
-
 def canary_deployment(stable, canary_name, revision, replicas, role=None):
     """The canary: the live stable Deployment with another name, revision, replicas and the canary mark.
 
@@ -389,8 +385,8 @@ class GatewayCanaryManager(Manager):
             if {k: h["spec"]["scaleTargetRef"].get(k) for k in target} == target
         ]
         self.hpa = self.hpas[0] if self.hpas else None
-        self.stable_revision = revision_of(self.stable)
-        self.live_canary_revision = revision_of(self.canary) if self.canary else None
+        self.stable_revision = inventory.revision_of(self.stable)
+        self.live_canary_revision = inventory.revision_of(self.canary) if self.canary else None
 
     def _preflight(self):
         p = self.params
@@ -477,10 +473,15 @@ class GatewayCanaryManager(Manager):
                 "state: promoted needs the canary Deployment %r of %r, and there is none (the stable runs revision "
                 "%r); create it with state: present first" % (self.canary_name, p["name"], self.stable_revision)
             ]
-        if revision_of(self.canary) != p["revision"]:
+        if inventory.revision_of(self.canary) != p["revision"]:
             return [
                 "revision: the canary %r runs revision %r, not %r; promote it with revision: %s"
-                % (self.canary_name, revision_of(self.canary), p["revision"], revision_of(self.canary))
+                % (
+                    self.canary_name,
+                    inventory.revision_of(self.canary),
+                    p["revision"],
+                    inventory.revision_of(self.canary),
+                )
             ]
         return []
 

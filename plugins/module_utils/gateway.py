@@ -586,4 +586,4 @@ def _change(obj, action, live, after):
 def _revision_of(deployment):
     if not deployment:
         return None
-    return (deployment["metadata"].get("labels") or {}).get(L.REVISION, L.DEFAULT_REVISION)
+    return inventory.revision_of(deployment)

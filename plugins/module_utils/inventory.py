@@ -9,6 +9,16 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils import labels a
 from ansible_collections.istio_ops.gateways.plugins.module_utils import owners, ownership
 
 
+def revision_of(obj):
+    """The control-plane revision of a workload: its pod template's istio.io/rev (what injection reads), else its
+    own label (istioctl stamps both; the Helm chart only the pods'), else the default revision."""
+    template = ((obj or {}).get("spec") or {}).get("template") or {}
+    for labels in ((template.get("metadata") or {}).get("labels"), ((obj or {}).get("metadata") or {}).get("labels")):
+        if (labels or {}).get(L.REVISION):
+            return labels[L.REVISION]
+    return L.DEFAULT_REVISION
+
+
 def deployment_summary(dep):
     if dep is None:
         return None
@@ -16,7 +26,7 @@ def deployment_summary(dep):
     meta = dep["metadata"]
     return {
         "name": meta["name"],
-        "revision": (meta.get("labels") or {}).get(L.REVISION, L.DEFAULT_REVISION),
+        "revision": revision_of(dep),
         "replicas": dep["spec"].get("replicas"),
         "ready_replicas": status.get("readyReplicas", 0),
         "available_replicas": status.get("availableReplicas", 0),
@@ -183,7 +193,7 @@ def describe_gateway(kube, stable, canaries):
         "namespace": namespace,
         "kind": L.KIND_BY_COMPONENT.get(component, "egress" if "egress" in meta["name"] else "ingress"),
         "selector": selector,
-        "revision": labels.get(L.REVISION, L.DEFAULT_REVISION),
+        "revision": revision_of(stable),
         "revisions": sorted({d["revision"] for d in deployments}),
         "deployments": deployments,
         "pods_by_revision": pods_by_revision(kube, namespace, selector) if selector else {},
