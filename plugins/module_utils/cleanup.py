@@ -178,20 +178,23 @@ def gateway_targets(kube, name, namespace, gateway_configs=False, adopt=False):
 
 
 def _foreign_objects(kube, method, owner, deployment, name, namespace):
-    """The objects an adopted foreign gateway's installer marks as its: the chart's names for this gateway."""
+    """The objects an adopted foreign gateway's installer marks as its: those of the chart's names for this gateway
+    with the same istioctl owner labels and component, or every object (and record) of the same Helm release."""
     revision = (deployment["metadata"].get("labels") or {}).get(L.REVISION)
     names = ownership.object_names(method, name, revision)
+    release = {L.HELM_RELEASE_NAME: owner.get(L.HELM_RELEASE_NAME), L.HELM_RELEASE_NAMESPACE: namespace}
     found = []
     for api_version, kind in ownership.OWNED_KINDS:
         if method == "istioctl":
             candidates = kube.list(api_version, kind, namespace, label_selector=L.selector_string(owner))
+            found += [o for o in candidates if o["metadata"]["name"] == names.get(kind)]
         else:
-            candidates = [
+            # Helm's annotations name the release of each object exactly (whatever the release named them).
+            found += [
                 o
                 for o in kube.list(api_version, kind, namespace)
-                if (o["metadata"].get("annotations") or {}).get(L.HELM_RELEASE_NAME) == owner[L.HELM_RELEASE_NAME]
+                if all((o["metadata"].get("annotations") or {}).get(k) == v for k, v in release.items())
             ]
-        found += [o for o in candidates if o["metadata"]["name"] == names.get(kind)]
     if method == "helm":
         found += ownership.helm_records(kube, owner[L.HELM_RELEASE_NAME], namespace)
     return found

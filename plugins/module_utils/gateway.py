@@ -283,6 +283,14 @@ class IstioGatewayManager(Manager):
             desired = self._render(method, render_params, fresh=True)
             changes, migrations = self._plan(method, desired, namespace_exists=namespace is not None)
         timings["plan_seconds"] = round(time.monotonic() - started, 3)
+        if self.result.get("canary_in_progress") and any(
+            c["kind"] == "PodDisruptionBudget" and c["action"] == "prune" for c in changes
+        ):
+            self.module.warn(
+                "Istio's gateway chart (method %s) renders no PodDisruptionBudget for the stable side's %s pod(s) "
+                "during the canary, so it goes now; it comes back on the first run after gateway_canary promotes or "
+                "rolls back (method manifest keeps it throughout)" % (method.name, render_params.get("replicas"))
+            )
         if self.result.get("adopted"):
             self.module.warn(self._adopting)
         self.result["objects"] = [
@@ -436,22 +444,30 @@ class IstioGatewayManager(Manager):
                 live_by_key[key] = claimed
             else:
                 live_by_key[key] = obj
-        changes = []
         foreign = []
         for obj in desired:
             meta = obj["metadata"]
-            live = live_by_key.get((obj["kind"], meta["name"]))
-            if live is None and namespace_exists:
+            key = (obj["kind"], meta["name"])
+            if key not in live_by_key and namespace_exists:
                 live = self.kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
                 if live is not None:
                     foreign.append(live)
+        # Refused before any dry run, so that the message names the owner, not a symptom of the clash.
+        self._check_foreign(foreign, method)
+        for live in foreign:
+            # Adopted: claimed like a migration, so that a method that checks ownership itself (Helm) takes it.
+            claimed = self._claim(method, live, dry_run=True)
+            migrations.append({"live": live, "after": claimed, "from": ownership.installed_by(live) or "hand"})
+            live_by_key[(live["kind"], live["metadata"]["name"])] = claimed
+        changes = []
+        for obj in desired:
+            live = live_by_key.get((obj["kind"], obj["metadata"]["name"]))
             if live is None:
                 after, action = obj, "create"
             else:
                 after = self._dry_run(method, obj, live)
                 action = "none" if strip_noise(after) == strip_noise(live) else "update"
             changes.append(_change(obj, action, live, after))
-        self._check_foreign(foreign, method)
         for obj in owned:
             if (obj["kind"], obj["metadata"]["name"]) not in wanted:
                 changes.append(_change(obj, "prune", obj, None))

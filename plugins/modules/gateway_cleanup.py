@@ -20,8 +20,8 @@ description:
     Helm) and C(<name>) or C(<name>-<revision>) (NetworkPolicy). No helm or istioctl binary is needed.
   - A gateway installed by hand is refused, naming its owner, unless O(adopt=true). With it, a gateway of a
     hand-written IstioOperator (which may hold other gateways or the control plane) loses the objects with the same
-    owner labels and component as its Deployment and the chart's names. One of a hand-made Helm release loses that
-    release's objects of the chart's names and its records. Another gateway of the same IstioOperator is kept either
+    owner labels and component as its Deployment and the chart's names. One of a hand-made Helm release loses every
+    object of that release (its annotations name it) and the release's records. Another gateway of the same IstioOperator is kept either
     way. A gateway with no installer's marks at all is refused even with O(adopt=true).
   - The IstioOperator's name is the only mark istioctl puts on what it applies, so a hand-written IstioOperator that
     bears the name M(istio_ops.gateways.istio_gateway) would give cannot be told from the collection's.

@@ -257,6 +257,9 @@ notes:
   - During a canary of this gateway (M(istio_ops.gateways.gateway_canary) has split its replicas), the module keeps
     the live replica count and HPA bounds instead of O(replicas) and O(autoscaling), and warns, so a scheduled
     reconcile never fights the split. They apply again after promotion or rollback.
+  - Istio's gateway charts render a PodDisruptionBudget only for 2 or more pods. When the canary leaves the stable
+    side fewer, a run of methods V(istioctl) and V(helm) during the canary removes the budget (with a warning), and
+    the first run after promotion or rollback restores it. Method V(manifest) keeps it throughout.
   - C(istioctl install) waits for the gateway to be ready (up to O(wait_timeout)) whatever O(wait) says;
     O(wait) controls the module's own rollout wait.
   - With O(wait=true) a run that changes nothing waits for the rollout too, so a gateway whose earlier run timed out

@@ -200,6 +200,11 @@ def test_canary_promote_and_rollback(ansible, kube, testbed, namespace_factory, 
     rolled_back = ansible.module("gateway_canary", dict(canary, state="absent"))
     assert rolled_back["changed"] and not rolled_back.get("failed"), rolled_back.get("msg")
     assert kube.get("apps/v1", "Deployment", "gw-canary", ns) is None
+    restored = ansible.module("istio_gateway", base)
+    # The charts (istioctl, helm) render no PDB for the stable side's one pod during the canary; it comes back now.
+    assert [o["kind"] for o in restored["objects"] if o["action"] != "none"] == (
+        [] if method == "manifest" else ["PodDisruptionBudget"]
+    ), restored["objects"]
     assert ansible.module("istio_gateway", base)["changed"] is False, "rollback restores what the method applied"
 
     assert not ansible.module("gateway_canary", canary).get("failed")

@@ -104,14 +104,16 @@ def test_a_gateway_of_another_istio_operator_is_refused():
     assert "IstioOperator ingress (istioctl owner label)" in err.value.message
 
 
-def test_adopt_plans_an_update_and_reports_the_adopted_objects():
-    kube = PlanKube([namespace(), obj("v1", "Service", NAME, NS, {L.MANAGED_BY: "Helm"})])
+def test_adopt_claims_the_foreign_object_and_reports_it():
+    kube = PlanKube([namespace(), obj("v1", "Service", NAME, NS, {L.MANAGED_BY: "Helm"}, resourceVersion="3")])
     mgr = plan_manager(kube, adopt=True)
     changes, migrations = mgr.plan(desired())
-    assert {c["kind"]: c["action"] for c in changes} == {"Deployment": "create", "Service": "update"}
+    assert {c["kind"]: c["action"] for c in changes} == {"Deployment": "create", "Service": "none"}
     assert mgr.result["adopted"] == [{"kind": "Service", "namespace": NS, "name": NAME}]
     assert "adopt: taking over Service api-gw (app.kubernetes.io/managed-by=Helm)" in mgr._adopting
-    assert migrations == [] and kube.writes == []
+    [claim] = migrations
+    assert claim["from"] == "hand" and claim["after"]["metadata"]["labels"][L.OWNING_RESOURCE] == CURRENT
+    assert kube.writes == [], "the plan claims by dry run only"
 
 
 def test_legacy_owned_objects_are_migrated_by_dry_run_in_the_plan_and_stale_ones_pruned():
