@@ -122,6 +122,7 @@ class Binary(object):
 
     name = None  # the executable's name on PATH
     install_hint = ""  # how to get it, for the error when it is missing
+    path_option = "binary_path"  # the module option that points at it
     error_class = BinaryError
 
     def __init__(self, module, kube, binary_path=None):
@@ -139,15 +140,15 @@ class Binary(object):
         if binary_path:
             if not (os.path.isfile(binary_path) and os.access(binary_path, os.X_OK)):
                 raise self.error_class(
-                    "binary_path: %r is not an executable file; point it at a %s binary%s"
-                    % (binary_path, self.name, self.install_hint)
+                    "%s: %r is not an executable file; point it at a %s binary%s"
+                    % (self.path_option, binary_path, self.name, self.install_hint)
                 )
             return binary_path
         found = self.module.get_bin_path(self.name)
         if not found:
             raise self.error_class(
-                "binary_path: %s was not found on PATH; install it%s or set binary_path"
-                % (self.name, self.install_hint)
+                "%s: %s was not found on PATH; install it%s or set %s"
+                % (self.path_option, self.name, self.install_hint, self.path_option)
             )
         return found
 

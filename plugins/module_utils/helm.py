@@ -47,6 +47,7 @@ class Helm(Binary):
 
     name = "helm"
     install_hint = " (Helm 3, https://helm.sh/docs/intro/install/)"
+    path_option = "helm.binary_path"
     error_class = HelmError
 
     def __init__(self, module, kube, binary_path=None):

@@ -21,8 +21,8 @@ description:
   - A gateway installed by hand is refused, naming its owner, unless O(adopt=true). With it, a gateway of a
     hand-written IstioOperator (which may hold other gateways or the control plane) loses the objects with the same
     owner labels and component as its Deployment and the chart's names. One of a hand-made Helm release loses every
-    object of that release (its annotations name it) and the release's records. Another gateway of the same IstioOperator is kept either
-    way. A gateway with no installer's marks at all is refused even with O(adopt=true).
+    object of that release (its annotations name it) and the release's records. Another gateway of the same
+    IstioOperator is kept either way. A gateway with no installer's marks at all is refused even with O(adopt=true).
   - The IstioOperator's name is the only mark istioctl puts on what it applies, so a hand-written IstioOperator that
     bears the name M(istio_ops.gateways.istio_gateway) would give cannot be told from the collection's.
   - The canary Deployment, Service and HorizontalPodAutoscaler made by M(istio_ops.gateways.gateway_canary) (label

@@ -147,6 +147,11 @@ def gw(c, **extra):
     return args
 
 
+def without_istioctl(args):
+    """gw() args for a method that runs no istioctl."""
+    return {k: v for k, v in args.items() if k != "binary_path"}
+
+
 def canary(c, **extra):
     args = {"name": GW, "namespace": c["gw_ns"], "revision": c["revision"], "wait_timeout": 60}
     args.update(extra)
@@ -226,6 +231,69 @@ CASES = [
         "istio_gateway",
         lambda c: gw(c, revision="1.31"),
         ["revision: '1.31' is not a valid name"],
+        BARE,
+    ),
+    Case(
+        "gw-method-invalid",
+        "istio_gateway",
+        lambda c: gw(c, method="kustomize"),
+        ["method must be one of: istioctl, helm, manifest, got: kustomize"],
+        BARE,
+    ),
+    Case(
+        "gw-pdb-one-pod",
+        "istio_gateway",
+        lambda c: gw(c, pod_disruption_budget={"min_available": 1}),
+        ["pod_disruption_budget: a budget needs at least 2 pods, but autoscaling.min is 1", "raise autoscaling.min"],
+        BARE,
+    ),
+    Case(
+        "gw-pdb-bad-bound",
+        "istio_gateway",
+        lambda c: gw(c, autoscaling={"min": 2}, pod_disruption_budget={"max_unavailable": "half"}),
+        ["pod_disruption_budget.max_unavailable: 'half' is neither a count", "'50%'"],
+        BARE,
+    ),
+    Case(
+        "gw-pdb-both-bounds",
+        "istio_gateway",
+        lambda c: gw(c, autoscaling={"min": 2}, pod_disruption_budget={"min_available": 1, "max_unavailable": 1}),
+        ["mutually exclusive: min_available|max_unavailable", "pod_disruption_budget"],
+        BARE,
+    ),
+    Case(
+        "gw-helm-options-for-istioctl",
+        "istio_gateway",
+        lambda c: gw(c, helm={"version": "1.30.0"}),
+        ["helm: set for method istioctl; drop it, or set method: helm"],
+        BARE,
+    ),
+    Case(
+        "gw-helm-pinned-value",
+        "istio_gateway",
+        lambda c: without_istioctl(gw(c, method="helm", helm={"values": {"serviceAccount": {"name": "sa"}}})),
+        ["helm.values.serviceAccount.name: 'sa' is set by the module", "<name>-service-account"],
+        BARE,
+    ),
+    Case(
+        "gw-helm-binary-missing",
+        "istio_gateway",
+        lambda c: without_istioctl(gw(c, method="helm", helm={"binary_path": "/nonexistent/helm"})),
+        ["helm.binary_path: '/nonexistent/helm' is not an executable file", "Helm 3"],
+        BARE,
+    ),
+    Case(
+        "gw-manifest-with-iop-values",
+        "istio_gateway",
+        lambda c: without_istioctl(gw(c, method="manifest", values={"global": {"hub": "x"}})),
+        ["values: IstioOperator settings apply to method istioctl only, not manifest", "use the module's options"],
+        BARE,
+    ),
+    Case(
+        "gw-manifest-with-istioctl-path",
+        "istio_gateway",
+        lambda c: gw(c, method="manifest"),
+        ["binary_path: names istioctl, which method manifest does not run; drop it"],
         BARE,
     ),
     Case(
