@@ -224,7 +224,6 @@ class ManifestMethod(InstallMethod):
     def __init__(self, module, kube, params, result):
         super(ManifestMethod, self).__init__(module, kube, params, result)
         self.applied = []
-        self.pruned = []
 
     def render(self, params, fresh=False):
         return render_manifest(params)

@@ -54,11 +54,10 @@ DEPLOYMENT_REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 class K8sError(GatewayError):
     """A failed Kubernetes request, with what a user needs to act on it."""
 
-    def __init__(self, message, status=None, reason=None, details=None):
+    def __init__(self, message, status=None, reason=None):
         super(K8sError, self).__init__(message)
         self.status = status
         self.reason = reason
-        self.api_details = details or {}
 
 
 class Unreachable(K8sError):
@@ -156,7 +155,6 @@ class KubeClient(object):
         self.backoff = backoff
         self.sleep = sleep
         self._discovered = {}
-        self.requests = []  # (method, path) of every request sent, for reports and tests
 
     # -- transport -----------------------------------------------------
     def request(self, method, path, query=None, body=None, content_type=None, retry_conflict=False):
@@ -170,7 +168,6 @@ class KubeClient(object):
         attempt = 0
         while True:
             attempt += 1
-            self.requests.append((method, path))
             try:
                 data, answer_type = self._send(method, path, list((query or {}).items()), headers, body)
             except ApiException as exc:
@@ -254,7 +251,7 @@ class KubeClient(object):
             text += "; the identity needs this permission (see docs/rbac.md)"
         elif cls is Unauthorized:
             text += "; the credentials were rejected: check api_key, client_cert/client_key or kubeconfig"
-        return cls(text, status=exc.status, reason=body.get("reason"), details=body.get("details"))
+        return cls(text, status=exc.status, reason=body.get("reason"))
 
     # -- resources -----------------------------------------------------
     def resource(self, api_version, kind):

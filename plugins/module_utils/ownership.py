@@ -48,11 +48,6 @@ def object_names(method, name, revision):
     return names
 
 
-def chart_object_names(name, revision):
-    """{kind: name} of what Istio's istioctl gateway chart renders for one gateway."""
-    return object_names("istioctl", name, revision)
-
-
 def installed_by(obj):
     """The method whose marks obj carries, for whichever gateway: istioctl | helm | manifest | None."""
     meta = obj.get("metadata") or {}

@@ -90,7 +90,7 @@ def test_purge_needs_the_exact_sentence():
 
 
 def test_chart_names_follow_the_gateway_chart():
-    assert ownership.chart_object_names("gw", "default") == {
+    assert ownership.object_names("istioctl", "gw", "default") == {
         "Deployment": "gw",
         "Service": "gw",
         "HorizontalPodAutoscaler": "gw",
@@ -100,7 +100,7 @@ def test_chart_names_follow_the_gateway_chart():
         "RoleBinding": "gw-sds",
         "NetworkPolicy": "gw",
     }
-    assert ownership.chart_object_names("gw", "1-31")["NetworkPolicy"] == "gw-1-31"
+    assert ownership.object_names("istioctl", "gw", "1-31")["NetworkPolicy"] == "gw-1-31"
 
 
 def test_foreign_gateway_selects_a_hand_made_istioctl_gateway_by_owner_and_component_on_adopt():
