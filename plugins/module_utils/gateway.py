@@ -473,9 +473,7 @@ class IstioGatewayManager(Manager):
                 changes.append(_change(obj, "prune", obj, None))
         if namespace_exists and method.name != "helm":
             # A release of the gateway's own that another method now replaces: its records go with it.
-            records = [
-                r for r in ownership.gateway_objects(self.kube, p["name"], p["namespace"]) if r["kind"] == "Secret"
-            ]
+            records = ownership.release_records(self.kube, p["name"], p["namespace"], owned) if owned else []
             changes += [_change(r, "prune", r, None) for r in records]
         return changes, migrations
 

@@ -116,15 +116,20 @@ def helm_records(kube, release, namespace):
     return kube.list(HELM_RECORD[0], HELM_RECORD[1], namespace, label_selector=selector)
 
 
+def release_records(kube, name, namespace, owned):
+    """The records of the gateway's Helm release when the release is the collection's: some of the gateway's
+    objects `owned` are Helm's, or none is left and the records carry the collection's labels (an interrupted
+    removal). One LIST, made only then."""
+    if owned and not any(owner_of(o, name, namespace) == "helm" for o in owned):
+        return []
+    return [r for r in helm_records(kube, name, namespace) if owned or _record_is_ours(r, name)]
+
+
 def gateway_objects(kube, name, namespace):
     """Everything the collection installed for one gateway: its objects by any method, its canary, and the
-    records of its Helm release when the release is the collection's (its objects say so, or none is left)."""
+    records of its Helm release (release_records)."""
     owned = owned_objects(kube, name, namespace)
-    objects = canary_objects(kube, name, namespace) + owned
-    if any(owner_of(o, name, namespace) == "helm" for o in owned) or not owned:
-        records = helm_records(kube, name, namespace)
-        objects += [r for r in records if owned or _record_is_ours(r, name)]
-    return objects
+    return canary_objects(kube, name, namespace) + owned + release_records(kube, name, namespace, owned)
 
 
 def _record_is_ours(record, name):
