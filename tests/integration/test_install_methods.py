@@ -23,6 +23,9 @@ from .ansible_run import assert_four_steps
 pytestmark = pytest.mark.integration
 
 METHODS = ("istioctl", "helm", "manifest")
+# istioctl's egress, in-place upgrade, cleanup and refusal of foreign objects have tests of their own
+# (test_istio_gateway.py, test_gateway_cleanup.py, test_install_safety.py); here the other methods join them.
+NEW_METHODS = ("helm", "manifest")
 CANARY_CHART = build.chart_version(build.load_versions()["ISTIO_CANARY_VERSION"])
 
 
@@ -153,7 +156,7 @@ def test_install_is_idempotent_and_reported_with_method_and_owner(
         assert info["owner"]["iop"] == L.iop_name("gw", ns)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", NEW_METHODS)
 def test_egress_gateway(ansible, kube, audit, testbed, namespace_factory, method):
     ns = namespace_factory("e-" + method)
     args = gateway_args(testbed, method, ns, name="egress", kind="egress", replicas=2, autoscaling={"enabled": False})
@@ -165,7 +168,7 @@ def test_egress_gateway(ansible, kube, audit, testbed, namespace_factory, method
     assert kube.list("autoscaling/v2", "HorizontalPodAutoscaler", ns) == []
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", NEW_METHODS)
 def test_in_place_revision_upgrade(ansible, kube, testbed, namespace_factory, method):
     ns = namespace_factory("u-" + method)
     first = ansible.module(
@@ -220,7 +223,7 @@ def test_canary_promote_and_rollback(ansible, kube, testbed, namespace_factory, 
     assert ansible.module("istio_gateway", after)["changed"] is False
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", NEW_METHODS)
 def test_cleanup_removes_the_gateway_and_leaves_foreign_objects(ansible, kube, testbed, namespace_factory, method):
     ns = namespace_factory("r-" + method)
     assert not ansible.module("istio_gateway", gateway_args(testbed, method, ns)).get("failed")
@@ -256,7 +259,7 @@ def test_cleanup_removes_the_gateway_and_leaves_foreign_objects(ansible, kube, t
         assert kube.get(item["apiVersion"], item["kind"], item["metadata"]["name"], ns) is not None, item
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", NEW_METHODS)
 def test_a_hand_made_object_of_the_gateways_name_is_refused_unless_adopted(
     ansible, kube, testbed, namespace_factory, method
 ):
