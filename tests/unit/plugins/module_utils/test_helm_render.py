@@ -63,9 +63,11 @@ def dataplane_mode_label(ours, objects, params):
 
 
 def rbac_labels(ours, objects, params):
+    # The labels the chart gives every object, as on the ServiceAccount (compared with istioctl's as they are).
+    chart_labels = ours["object_labels"]["ServiceAccount/%s" % _rbac_names(params["name"])[0]]
     for kind in ("Role", "RoleBinding"):
         key = "%s/%s" % (kind, _rbac_names(params["name"])[1])
-        assert ours["object_labels"][key] == _gateway_labels(ours)
+        assert chart_labels and ours["object_labels"][key] == chart_labels
         ours["object_labels"][key] = {}
 
 
