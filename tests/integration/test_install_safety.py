@@ -205,9 +205,7 @@ def test_legacy_gateway_is_migrated_without_restart(ansible, kube, testbed, name
     frozen = snapshot(kube, [ns])
     check = ok(ansible.module("istio_gateway", args, check=True, diff=True))
     assert check["changed"] is True
-    assert {"kind": "Deployment", "namespace": ns, "name": GW, "from": "istioctl", "to": "istioctl"} in check[
-        "migrated"
-    ]
+    assert {"kind": "Deployment", "namespace": ns, "name": GW, "from": "istioctl", "to": "istioctl"} in check["migrated"]
     assert {o["action"] for o in check["objects"]} == {"none"}, check["objects"]
     assert any(new in d["after"] for d in check["diff"])
     assert snapshot(kube, [ns]) == frozen
