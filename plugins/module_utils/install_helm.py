@@ -55,6 +55,10 @@ SUPPORTED_HELM_MAJOR = "3"  # helm 4 applies server-side by default: other field
 # Deployment's and the PodDisruptionBudget's selector; other labels reach the Service's via selectorLabels.
 CHART_SELECTOR_KEYS = ("app", "istio")
 
+# istioctl's gateway charts roll a gateway out with all new pods up before old ones go (rollingMaxSurge 100%,
+# rollingMaxUnavailable 25%); Istio's gateway chart leaves the strategy to Kubernetes' 25%/25% unless told.
+ROLLING_STRATEGY = {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"}}
+
 # helm.values keys the module sets itself: (path, fix). A path ending in None stands for any key under it.
 PINNED_VALUES = (
     (("name",), "remove it: the release and every object are named after the option name"),
@@ -129,6 +133,8 @@ def chart_values(params):
         ),
         "service": chart_service,
     }
+    if "strategy" not in extra:  # a strategy of helm.values replaces this one (Recreate takes no rollingUpdate)
+        values["strategy"] = copy.deepcopy(ROLLING_STRATEGY)
     if params.get("revision"):
         values["revision"] = params["revision"]
     if params.get("replicas") is not None:

@@ -17,7 +17,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils import labels a
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import KubeClient
 from tests.testbed import testbed
-from tests.unit.plugins.module_utils.render_facets import gateway_params
+from tests.unit.plugins.module_utils.render_facets import HelmModule, gateway_params
 
 BED = testbed.describe()
 REAL_HELM = str(BED.helm) if BED.helm and BED.helm.exists() else None
@@ -34,15 +34,6 @@ INGRESS_PORTS = [
     {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
     {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
 ]
-
-
-class FakeModule(object):
-    def __init__(self, binary, tmpdir):
-        self.binary = binary
-        self.tmpdir = str(tmpdir)
-
-    def get_bin_path(self, name):
-        return self.binary
 
 
 def params(**overrides):
@@ -90,7 +81,7 @@ def recording_helm(tmp_path):
 
 def runner(binary, tmp_path, kube_params=None):
     kube = KubeClient(kube_params or {"host": "https://127.0.0.1:6443", "api_key": "t0ken", "validate_certs": True})
-    return helm.Helm(FakeModule(binary, tmp_path), kube, binary)
+    return helm.Helm(HelmModule(binary, tmp_path), kube, binary)
 
 
 # -- chart values (pure) ---------------------------------------------------------------------------------
@@ -458,7 +449,7 @@ def test_nothing_is_pending_when_the_release_holds_the_render():
 
 def render(tmp_path, values=None, **overrides):
     p = params(helm={"chart": str(GATEWAY_CHART), "binary_path": REAL_HELM, "values": values}, **overrides)
-    m = install_helm.HelmMethod(FakeModule(REAL_HELM, tmp_path), KubeClient({"host": "https://127.0.0.1:1"}), p, {})
+    m = install_helm.HelmMethod(HelmModule(REAL_HELM, tmp_path), KubeClient({"host": "https://127.0.0.1:1"}), p, {})
     m.preflight({"version": BED.default_version, "revision": "default"})
     m._server_version = lambda: "v1.33.0"  # no cluster: the capabilities a bed's API server would report
     objects = m.render(p)
@@ -591,5 +582,5 @@ def test_real_helm_leaves_the_users_helm_directories_alone(tmp_path, monkeypatch
 
 @needs_helm
 def test_real_helm_version_is_3(tmp_path):
-    run = helm.Helm(FakeModule(REAL_HELM, tmp_path), KubeClient({"host": "https://127.0.0.1:1"}), REAL_HELM)
+    run = helm.Helm(HelmModule(REAL_HELM, tmp_path), KubeClient({"host": "https://127.0.0.1:1"}), REAL_HELM)
     assert run.version().split(".")[0] == "3"

@@ -5,79 +5,30 @@ import pytest
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import install_manifest
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
-from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method import effective_budget
 from tests.unit.plugins.module_utils.render_facets import (
+    COMBINATIONS,
     DELIBERATE_DIFFERENCES,
+    NO_HPA,
     by_kind,
     facets,
     gateway_params,
     istioctl_binary,
     istioctl_render,
+    with_effective_budget,
 )
 
 ISTIOCTL = istioctl_binary()
 needs_istioctl = pytest.mark.skipif(
     ISTIOCTL is None, reason="the bed's istioctl is not built (make testbed-build): no reference render"
 )
-NO_HPA = {"enabled": False, "min": None, "max": None}
-
 
 params = gateway_params
-
-
-def service(**overrides):
-    base = dict(type=None, ports=None, annotations=None, load_balancer_ip=None, external_traffic_policy=None)
-    base.update(overrides)
-    return base
-
-
-def port(name, number, target_port=None, node_port=None, protocol="TCP"):
-    return dict(name=name, port=number, target_port=target_port, node_port=node_port, protocol=protocol)
-
-
-COMBINATIONS = {
-    "default ingress": params(),
-    "egress": params(kind="egress", name="egress-gw", namespace="istio-egress"),
-    "custom labels": params(labels={"istio": "public", "team": "payments"}),
-    "revision": params(revision="1-31"),
-    "nodeport with ports and node ports": params(
-        service=service(
-            type="NodePort",
-            ports=[
-                port("http", 80, target_port=8080, node_port=30080),
-                port("https", 443, target_port=8443, node_port=30443),
-                port("dns", 53, protocol="UDP"),
-            ],
-            external_traffic_policy="Local",
-        )
-    ),
-    "annotations and load balancer ip": params(
-        service=service(annotations={"lb.example.com/internal": "true"}, load_balancer_ip="10.0.0.7"),
-        pod_annotations={"proxy.istio.io/config": "{}", "prometheus.io/scrape": "false"},
-    ),
-    "replicas without hpa": params(replicas=3, autoscaling=NO_HPA),
-    "egress replicas without hpa": params(kind="egress", name="eg", replicas=2, autoscaling=NO_HPA),
-    "hpa min max": params(autoscaling={"enabled": True, "min": 2, "max": 7}),
-    "resources": params(resources={"requests": {"cpu": "250m"}, "limits": {"memory": "2Gi"}}),
-    "pdb min_available with hpa": params(
-        autoscaling={"enabled": True, "min": 2, "max": 4}, pod_disruption_budget={"min_available": 1}
-    ),
-    "pdb max_unavailable with replicas": params(
-        replicas=4, autoscaling=NO_HPA, pod_disruption_budget={"max_unavailable": "50%"}
-    ),
-    "egress pdb percent with hpa": params(
-        kind="egress",
-        name="eg",
-        autoscaling={"enabled": True, "min": 3, "max": 6},
-        pod_disruption_budget={"min_available": "50%"},
-    ),
-}
 
 
 @needs_istioctl
 @pytest.mark.parametrize("case", sorted(COMBINATIONS))
 def test_render_matches_istioctl_facet_by_facet(case, tmp_path):
-    options = dict(COMBINATIONS[case], pod_disruption_budget=effective_budget(COMBINATIONS[case]))
+    options = with_effective_budget(COMBINATIONS[case])
     ours = facets(install_manifest.render_manifest(options))
     reference = facets(istioctl_render(ISTIOCTL, options, tmp_path))
     # Facet by facet, so a failure names the facet rather than dumping two whole renders.
