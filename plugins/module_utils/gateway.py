@@ -445,6 +445,7 @@ class IstioGatewayManager(Manager):
             else:
                 live_by_key[key] = obj
         foreign = []
+        adopted_records = []
         for obj in desired:
             meta = obj["metadata"]
             key = (obj["kind"], meta["name"])
@@ -454,6 +455,13 @@ class IstioGatewayManager(Manager):
                     foreign.append(live)
         # Refused before any dry run, so that the message names the owner, not a symptom of the clash.
         self._check_foreign(foreign, method)
+        for release in sorted(
+            {(o["metadata"].get("annotations") or {}).get(L.HELM_RELEASE_NAME) for o in foreign} - {None}
+        ):
+            if (method.name, release) != ("helm", p["name"]):
+                # An adopted Helm release that this gateway's does not continue: its records go, so that no
+                # `helm uninstall` deletes what the gateway now owns.
+                adopted_records += ownership.helm_records(self.kube, release, p["namespace"])
         for live in foreign:
             # Adopted: claimed like a migration, so that a method that checks ownership itself (Helm) takes it.
             claimed = self._claim(method, live, dry_run=True)
@@ -475,6 +483,7 @@ class IstioGatewayManager(Manager):
             # A release of the gateway's own that another method now replaces: its records go with it.
             records = ownership.release_records(self.kube, p["name"], p["namespace"], owned) if owned else []
             changes += [_change(r, "prune", r, None) for r in records]
+        changes += [_change(r, "prune", r, None) for r in adopted_records]
         return changes, migrations
 
     def _dry_run(self, method, obj, live):
@@ -547,16 +556,6 @@ class IstioGatewayManager(Manager):
             # Created meanwhile by a concurrent run (an AWX double launch): it exists now, which is what we need.
             return
         self.result["namespace_created"] = True
-
-    def _restart(self):
-        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        patch = {"spec": {"template": {"metadata": {"annotations": {L.RESTARTED_AT: now}}}}}
-        try:
-            self.kube.patch("apps/v1", "Deployment", self.params["name"], self.params["namespace"], patch)
-        except NotFound:
-            raise InputError(
-                "restart: Deployment %s/%s does not exist yet" % (self.params["namespace"], self.params["name"])
-            )
 
     def _restart(self):
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

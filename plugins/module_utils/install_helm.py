@@ -38,6 +38,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method 
     claim,
     deep_merge,
     pod_labels,
+    rolling_strategy,
     service_ports,
 )
 
@@ -57,7 +58,6 @@ CHART_SELECTOR_KEYS = ("app", "istio")
 
 # istioctl's gateway charts roll a gateway out with all new pods up before old ones go (rollingMaxSurge 100%,
 # rollingMaxUnavailable 25%); Istio's gateway chart leaves the strategy to Kubernetes' 25%/25% unless told.
-ROLLING_STRATEGY = {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"}}
 
 # helm.values keys the module sets itself: (path, fix). A path ending in None stands for any key under it.
 PINNED_VALUES = (
@@ -134,7 +134,7 @@ def chart_values(params):
         "service": chart_service,
     }
     if "strategy" not in extra:  # a strategy of helm.values replaces this one (Recreate takes no rollingUpdate)
-        values["strategy"] = copy.deepcopy(ROLLING_STRATEGY)
+        values["strategy"] = rolling_strategy(params)
     if params.get("revision"):
         values["revision"] = params["revision"]
     if params.get("replicas") is not None:

@@ -17,6 +17,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method 
     claim,
     deep_merge,
     gateway_labels,
+    rolling_strategy,
     service_port,
 )
 from ansible_collections.istio_ops.gateways.plugins.module_utils.istioctl import Istioctl
@@ -107,6 +108,7 @@ def render_iop(params):
     budget = budget_spec(params)
     if budget:
         k8s["podDisruptionBudget"] = budget
+        chart["rollingMaxUnavailable"] = rolling_strategy(params)["rollingUpdate"]["maxUnavailable"]
     service = params.get("service") or {}
     if service.get("type"):
         chart["type"] = service["type"]

@@ -20,6 +20,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method 
     claim,
     deep_merge,
     pod_labels,
+    rolling_strategy,
     service_ports,
 )
 
@@ -180,7 +181,7 @@ def _deployment(params, metadata, selector, service_account, ports):
     container_ports.append(dict(ENVOY_PROMETHEUS_PORT))
     spec = {
         "selector": {"matchLabels": dict(selector)},
-        "strategy": {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"}},
+        "strategy": rolling_strategy(params),
         "template": {
             "metadata": {"labels": pod_labels, "annotations": pod_annotations},
             "spec": {

@@ -105,6 +105,13 @@ def budget_spec(params):
     return {}
 
 
+def rolling_strategy(params):
+    """The Deployment's rollout on every method: istioctl's charts' (surge 100%, 25% unavailable), and with a
+    PodDisruptionBudget no pod unavailable at all, so that a restart, an upgrade or a migration never takes more
+    pods away than the budget allows (the budget binds evictions, not rollouts)."""
+    return {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0 if budget_spec(params) else "25%"}}
+
+
 class InstallMethod(object):
     """One install method for one gateway (module params `params`)."""
 
