@@ -239,6 +239,9 @@ options:
     description:
       - A PodDisruptionBudget for the gateway pods, on every method. It needs at least 2 pods (O(replicas) or
         O(autoscaling.min)); with one it would block every node drain, so the module refuses it.
+      - Without it, a gateway of 2 or more pods gets Istio's default budget (C(minAvailable) 1) on every method.
+      - With a budget, the Deployment rolls out with C(maxUnavailable) 0 (and C(maxSurge) 100%), so a restart, an
+        upgrade or a migration never has fewer ready pods than replicas.
     type: dict
     suboptions:
       min_available:
