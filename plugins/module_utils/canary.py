@@ -17,7 +17,13 @@ converges: every step recomputes its target from the live objects.
 import copy
 import json
 
-from ansible_collections.istio_ops.gateways.plugins.module_utils import control_plane, inventory, validate
+from ansible_collections.istio_ops.gateways.plugins.module_utils import (
+    control_plane,
+    inventory,
+    owners,
+    ownership,
+    validate,
+)
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils.args import AUTH_ARG_SPEC, WAIT_ARG_SPEC, merge_specs
 from ansible_collections.istio_ops.gateways.plugins.module_utils.common import Manager
@@ -38,6 +44,7 @@ ARGUMENT_SPEC = merge_specs(
         canary_replicas=dict(type="int"),
         mode=dict(type="str", default="replicas", choices=["replicas", "external"]),
         manage_hpa=dict(type="bool", default=True),
+        adopt=dict(type="bool", default=False),
         istio_namespace=dict(type="str", default="istio-system"),
         state=dict(type="str", default="present", choices=["present", "promoted", "absent"]),
     ),
@@ -390,6 +397,14 @@ class GatewayCanaryManager(Manager):
 
     def _preflight(self):
         p = self.params
+        if ownership.owner_of(self.stable, p["name"], self.ns) is None and not p["adopt"]:
+            raise owners.refuse(
+                self.stable,
+                "gateway_canary changes a gateway's Deployment, HPA and Service, and the collection did not install "
+                "this one",
+                "install it with istio_ops.gateways.istio_gateway (adopt: true takes it over), or set adopt: true "
+                "to run the canary on it as it is",
+            )
         for obj in (self.stable, self.hpa, self.service):
             read_state(obj)  # every recorded state is checked before the first write: a bad one stops the run here
         errors = []

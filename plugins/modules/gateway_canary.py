@@ -124,6 +124,13 @@ options:
       - Namespace of the control planes (istiod), used to report the revision's version.
     type: str
     default: istio-system
+  adopt:
+    description:
+      - Run the canary on a gateway the collection did not install (for example one of a hand-written IstioOperator
+        or a hand-made Helm release). Without it such a gateway is refused, naming its owner, since the canary
+        changes its Deployment, HPA and Service.
+    type: bool
+    default: false
   state:
     description:
       - V(present) creates or updates the canary and the split.

@@ -311,6 +311,9 @@ def test_a_hand_made_helm_release_is_found_refused_and_removed_only_on_adopt(ans
     install = gateway_args(testbed, "helm", ns)
     refused = ansible.module("istio_gateway", install)
     assert refused["failed"] and "Helm release %s/gw" % ns in refused["msg"] and "adopt: true" in refused["msg"]
+    canary = ansible.module("gateway_canary", {"name": "gw", "namespace": ns, "revision": testbed.canary_revision})
+    assert canary["failed"] and "Helm release %s/gw" % ns in canary["msg"] and "adopt: true" in canary["msg"]
+    assert kube.get("apps/v1", "Deployment", "gw-canary", ns) is None
     cleanup = ansible.module("gateway_cleanup", {"name": "gw", "namespace": ns})
     assert cleanup["failed"] and "set adopt: true" in cleanup["msg"]
     assert kube.get("apps/v1", "Deployment", "gw", ns) is not None
