@@ -38,7 +38,8 @@ def identity(kube, testbed):
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": ns}},
     ]
-    for role in (o for o in RBAC if o["kind"] == "ClusterRole"):
+    # The read and write roles; the optional Helm role (Secret writes for release records) is not bound.
+    for role in (o for o in RBAC if o["kind"] == "ClusterRole" and o["metadata"]["name"].endswith(("-read", "-write"))):
         role = copy.deepcopy(role)
         role["metadata"]["name"] += "-rel-" + sfx
         objects.append(role)
