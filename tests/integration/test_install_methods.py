@@ -148,6 +148,13 @@ def test_install_is_idempotent_and_reported_with_method_and_owner(
 
     [info] = ansible.module("gateway_info", {"namespace": ns})["gateways"]
     assert info["method"] == method and info["owner"]["managed_by_collection"] is True
+    # gateway_config finds the gateway of any method and selects its pods.
+    server = {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*.example.com"]}
+    config = {"name": "public", "namespace": ns, "gateway_name": "gw", "gateway_namespace": ns, "servers": [server]}
+    configured = ansible.module("gateway_config", config)
+    assert configured["changed"] and not configured.get("failed"), configured.get("msg")
+    gateway = kube.get("networking.istio.io/v1", "Gateway", "public", ns)
+    assert gateway["spec"]["selector"] == {"app": "istio-ingressgateway", "istio": "ingressgateway"}
     if method == "helm":
         assert info["owner"]["helm_release"] == "gw" and "Helm release %s/gw" % ns in info["owner"]["description"]
         records = ownership.helm_records(kube, "gw", ns)

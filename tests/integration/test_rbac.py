@@ -191,3 +191,47 @@ def test_missing_patch_permission_is_named_and_changes_nothing(ansible, kube, in
     ):
         assert fragment in result["msg"], result["msg"]
     assert namespace_snapshot(kube, args["namespace"]) == before, "a refused run must leave the gateway untouched"
+
+
+def test_manifest_method_needs_only_the_two_roles_and_helm_the_optional_third(ansible, kube, testbed, rbac):
+    """method manifest installs with the read and write roles; method helm fails naming the Secret write its
+    release record needs, and installs once istio-ops-gateways-helm is bound (docs/rbac.md)."""
+    namespace = "rbac-m-%s" % uuid.uuid4().hex[:6]
+    base = dict(rbac, namespace=namespace, labels=LABELS, wait_timeout=180)
+    try:
+        manifest = ansible.module(
+            "istio_gateway", dict(base, name="rbac-manifest", method="manifest"), env=NO_KUBECONFIG
+        )
+        assert manifest["changed"] and not manifest.get("failed"), manifest.get("msg")
+        helm = dict(
+            base,
+            name="rbac-helm",
+            labels={"istio": "rbac-helm"},
+            method="helm",
+            helm={
+                "repository": testbed.chart_repo,
+                "version": testbed.default_chart_version,
+                "binary_path": str(testbed.helm),
+            },
+        )
+        refused = ansible.module("istio_gateway", helm, env=NO_KUBECONFIG)
+        assert refused.get("failed"), "helm's release record needs Secret writes the two roles do not grant"
+        assert 'cannot create resource "secrets"' in refused["msg"], refused["msg"]
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "istio-ops-gateways-helm", "namespace": namespace},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "istio-ops-gateways-helm",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": SA_NAME, "namespace": SA_NAMESPACE}],
+        }
+        kube.apply(binding)
+        installed = ansible.module("istio_gateway", helm, env=NO_KUBECONFIG)
+        assert installed["changed"] and not installed.get("failed"), installed.get("msg")
+        assert ansible.module("istio_gateway", helm, env=NO_KUBECONFIG)["changed"] is False
+    finally:
+        kube.delete("v1", "Namespace", namespace)
+        kube.wait_deleted([("v1", "Namespace", namespace, None)], 120)
