@@ -397,14 +397,6 @@ class GatewayCanaryManager(Manager):
 
     def _preflight(self):
         p = self.params
-        if ownership.owner_of(self.stable, p["name"], self.ns) is None and not p["adopt"]:
-            raise owners.refuse(
-                self.stable,
-                "gateway_canary changes a gateway's Deployment, HPA and Service, and the collection did not install "
-                "this one",
-                "install it with istio_ops.gateways.istio_gateway (adopt: true takes it over), or set adopt: true "
-                "to run the canary on it as it is",
-            )
         for obj in (self.stable, self.hpa, self.service):
             read_state(obj)  # every recorded state is checked before the first write: a bad one stops the run here
         errors = []
@@ -418,6 +410,14 @@ class GatewayCanaryManager(Manager):
                 "name: Deployment %r in %r is not an Istio gateway (no istioctl gateway component label, no pod "
                 "annotation %s=gateway); give the name of a gateway Deployment"
                 % (p["name"], self.ns, L.INJECT_TEMPLATES)
+            )
+        elif ownership.owner_of(self.stable, p["name"], self.ns) is None and not p["adopt"]:
+            raise owners.refuse(
+                self.stable,
+                "gateway_canary changes a gateway's Deployment, HPA and Service, and the collection did not install "
+                "this one",
+                "install it with istio_ops.gateways.istio_gateway (adopt: true takes it over), or set adopt: true "
+                "to run the canary on it as it is",
             )
         for kind, obj in (("Deployment", self.canary), ("Service", self.canary_svc)):
             if obj is not None and (obj["metadata"].get("labels") or {}).get(L.CANARY_OF) != p["name"]:

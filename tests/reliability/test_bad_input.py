@@ -619,7 +619,7 @@ CASES = [
         "cleanup-foreign-deployment",
         "gateway_cleanup",
         lambda c: {"name": c["team_app"], "namespace": c["gw_ns"]},
-        ["carries no istioctl owner label", "remove it with the tool that installed it"],
+        ["no installer's marks say which objects belong to it", "remove it with the tool or the files that made it"],
     ),
     Case(
         "cleanup-istiod",
