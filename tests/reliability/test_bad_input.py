@@ -908,7 +908,7 @@ CASES = [
         "role-cleanup-foreign",
         "role:gateway_cleanup",
         lambda c: {"gateway_cleanup_name": c["team_app"], "gateway_cleanup_namespace": c["gw_ns"]},
-        ["carries no istioctl owner label"],
+        ["no installer's marks say which objects belong to it"],
     ),
 ]
 
