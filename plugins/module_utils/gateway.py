@@ -533,13 +533,32 @@ class IstioGatewayManager(Manager):
             method.name,
         )
 
-    def _claim(self, method, obj, dry_run):
+    def _claim(self, method, obj, dry_run, attempts=3):
         """Move an object the gateway owns to `method`: a metadata-only merge patch guarded by the resourceVersion
-        read, so the pod template (and the pods) stay as they are until the method applies."""
+        read, so the pod template (and the pods) stay as they are until the method applies.
+
+        A controller's status update (an HPA's, a Deployment's) bumps the resourceVersion between the plan and
+        the claim: then the object is read again and claimed anew, as long as it is the same object (uid) and
+        what made it claimable holds (the gateway still owns it, or it was adopted); anything else fails.
+        """
         meta = obj["metadata"]
-        return self.kube.patch(
-            obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"], method.claim_patch(obj), dry_run=dry_run
-        )
+        for attempt in range(attempts):
+            try:
+                return self.kube.patch(
+                    obj["apiVersion"],
+                    obj["kind"],
+                    meta["name"],
+                    meta["namespace"],
+                    method.claim_patch(obj),
+                    dry_run=dry_run,
+                )
+            except Conflict:
+                fresh = self.kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"])
+                still_ours = fresh is not None and fresh["metadata"].get("uid") == meta.get("uid")
+                owner = ownership.owner_of(fresh, self.params["name"], self.params["namespace"]) if still_ours else None
+                if not still_ours or (owner is None and not self.params["adopt"]) or attempt == attempts - 1:
+                    raise
+                obj, meta = fresh, fresh["metadata"]
 
     def _create_namespace(self):
         ns = {

@@ -6,6 +6,7 @@ import pytest
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import gateway, install_istioctl, owners
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
+from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import Conflict
 from tests.unit.plugins.module_utils.fake_cluster import FakeKube, FakeModule, obj
 
 NS = "payments"
@@ -70,6 +71,7 @@ def plan_manager(kube, adopt=False, check_mode=False):
     mgr.result = {"changed": False}
     method = install_istioctl.IstioctlMethod(mgr.module, kube, mgr.params, mgr.result)
     method.istioctl = Version()
+    mgr.method = method
     mgr.plan = lambda objects: mgr._plan(method, objects, namespace_exists=True)
     return mgr
 
@@ -137,3 +139,40 @@ def test_legacy_objects_of_another_namespace_or_kind_are_not_taken():
     kube = PlanKube([namespace(), obj("v1", "Namespace", "other"), elsewhere])
     changes, migrations = plan_manager(kube).plan(desired())
     assert migrations == [] and {c["action"] for c in changes} == {"create"}
+
+
+class BumpingKube(PlanKube):
+    """A controller updates the object's status once between the plan and the claim (its resourceVersion moves)."""
+
+    bumped = False
+
+    def patch(self, api_version, kind, name, namespace, patch, dry_run=False, patch_type="merge", subresource=None):
+        key = (api_version, kind, namespace, name)
+        if not dry_run and not self.bumped:
+            self.bumped = True
+            self.objects[key]["metadata"]["resourceVersion"] = "8"
+        if patch["metadata"]["resourceVersion"] != self.objects[key]["metadata"]["resourceVersion"]:
+            raise Conflict("the object has been modified")
+        return super(BumpingKube, self).patch(
+            api_version, kind, name, namespace, patch, dry_run, patch_type, subresource
+        )
+
+
+def test_a_claim_raced_by_a_status_update_is_read_again_and_made():
+    hpa = owned("HorizontalPodAutoscaler", "autoscaling/v2", LEGACY, uid="u-1")
+    kube = BumpingKube([namespace(), hpa])
+    mgr = plan_manager(kube)
+    claimed = mgr._claim(mgr.method, kube.objects[("autoscaling/v2", "HorizontalPodAutoscaler", NS, NAME)], False)
+    assert claimed["metadata"]["labels"][L.OWNING_RESOURCE] == CURRENT
+    assert kube.writes == [("patch", "HorizontalPodAutoscaler", NS, NAME)]
+
+
+def test_a_claim_of_an_object_replaced_meanwhile_fails():
+    hpa = owned("HorizontalPodAutoscaler", "autoscaling/v2", LEGACY, uid="u-1")
+    kube = BumpingKube([namespace(), hpa])
+    mgr = plan_manager(kube)
+    read = copy.deepcopy(kube.objects[("autoscaling/v2", "HorizontalPodAutoscaler", NS, NAME)])
+    kube.objects[("autoscaling/v2", "HorizontalPodAutoscaler", NS, NAME)]["metadata"]["uid"] = "u-2"
+    with pytest.raises(Conflict):
+        mgr._claim(mgr.method, read, False)
+    assert kube.writes == []
