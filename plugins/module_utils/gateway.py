@@ -328,15 +328,13 @@ class IstioGatewayManager(Manager):
             started = time.monotonic()
             method.apply(desired, changes)
             timings["install_seconds"] = round(time.monotonic() - started, 3)
-        if prunes and not self.check_mode:
+        if prunes:
             # What the gateway owns and this method no longer renders: the previous method's leftovers, objects
             # an option switched off, or what an older istioctl applied (istioctl prunes only its own version's).
             # After the apply, so that a migration serves from the new objects before the old ones go.
-            if p["wait"]:
+            if p["wait"] and not self.check_mode:
                 self.kube.wait_rollout(p["name"], p["namespace"], p["wait_timeout"])
-            ownership.delete_objects(self.kube, [c["live"] for c in prunes])
-        if prunes and self.check_mode:
-            ownership.delete_objects(self.kube, [c["live"] for c in prunes], check_mode=True)
+            ownership.delete_objects(self.kube, [c["live"] for c in prunes], check_mode=self.check_mode)
         self.result[method.name] = method.describe()
 
         if p["restart"]:

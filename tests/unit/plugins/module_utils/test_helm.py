@@ -37,25 +37,8 @@ INGRESS_PORTS = [
 
 
 def params(**overrides):
-    p = dict(
-        name="gw",
-        namespace="ns",
-        kind="ingress",
-        labels=None,
-        revision=None,
-        injection_template="gateway",
-        replicas=None,
-        autoscaling=None,
-        service=None,
-        resources=None,
-        pod_annotations=None,
-        pod_disruption_budget=None,
-        istio_namespace="istio-system",
-        helm=None,
-        wait_timeout=300,
-    )
-    p.update(overrides)
-    return p
+    """The shared option set, for a gateway gw in namespace ns of method helm."""
+    return gateway_params(**dict({"name": "gw", "namespace": "ns", "method": "helm", "wait_timeout": 300}, **overrides))
 
 
 @pytest.fixture
