@@ -37,6 +37,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method 
     budget_spec,
     claim,
     deep_merge,
+    pinned_path_errors,
     pod_labels,
     rolling_strategy,
     service_ports,
@@ -88,19 +89,12 @@ def helm_options(params):
 
 def pinned_value_errors(values):
     """Errors for helm.values keys that would undo what the module pins."""
-    errors = []
-    for path, fix in PINNED_VALUES:
-        node = values
-        for key in path:
-            node = node.get(key) if isinstance(node, dict) else None
-        if node is not None:
-            errors.append("helm.values.%s: %r is set by the module; %s" % (".".join(path), node, fix))
-    return errors
+    return pinned_path_errors(values, PINNED_VALUES, "helm.values")
 
 
 def method_marks(name):
     """The collection's labels on every object (and the release record) the helm method installs for `name`."""
-    return {L.INSTALLED_BY: METHOD, L.INSTALLED_FOR: name}
+    return ownership.method_marks(METHOD, name)
 
 
 def chart_values(params):

@@ -17,6 +17,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method 
     claim,
     deep_merge,
     gateway_labels,
+    pinned_path_errors,
     rolling_strategy,
     service_port,
 )
@@ -54,14 +55,8 @@ PINNED_CHART_VALUES = {
 def pinned_value_errors(params):
     """Errors for user `values` and `k8s` settings that would undo a pin (webhooks, Istio namespace,
     revision, owner, the component's name and namespace)."""
-    errors = []
     user_values = params.get("values") or {}
-    for path, fix in PINNED_VALUES:
-        node = user_values
-        for key in path:
-            node = node.get(key) if isinstance(node, dict) else None
-        if node is not None:
-            errors.append("values.%s: %r is set by the module; %s" % (".".join(path), node, fix))
+    errors = pinned_path_errors(user_values, PINNED_VALUES, "values")
     charts = user_values.get("gateways")
     for chart, chart_values in sorted(charts.items() if isinstance(charts, dict) else []):
         for key in sorted(set(chart_values if isinstance(chart_values, dict) else ()) & set(PINNED_CHART_VALUES)):

@@ -59,7 +59,7 @@ WRITE_ACTIONS = ("create", "update")
 
 def method_marks(name):
     """The labels that make an object this method's for gateway `name` (the namespace is the object's)."""
-    return {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.INSTALLED_BY: METHOD, L.INSTALLED_FOR: name}
+    return ownership.method_marks(METHOD, name)
 
 
 def autoscaling(params):

@@ -62,6 +62,19 @@ def service_ports(params):
     return [service_port(p) for p in ports] if ports else copy.deepcopy(CHART_PORTS[params["kind"]])
 
 
+def pinned_path_errors(values, pins, option):
+    """Errors for the keys of user `values` (given as option `option`) that `pins` ((path, fix) pairs) say the
+    module sets itself: each names the option path, the value found and the fix."""
+    errors = []
+    for path, fix in pins:
+        node = values
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is not None:
+            errors.append("%s.%s: %r is set by the module; %s" % (option, ".".join(path), node, fix))
+    return errors
+
+
 def deep_merge(base, extra):
     """base updated recursively by extra (dicts merge, everything else replaces); returns a new dict."""
     merged = copy.deepcopy(base)

@@ -74,18 +74,25 @@ def owner_of(obj, name, namespace):
         ours = labels[L.OWNING_RESOURCE] in L.owner_names(name, namespace)
         gateway = labels.get(L.OPERATOR_COMPONENT) in L.KIND_BY_COMPONENT
         return method if ours and gateway and _named_for(obj, method, name) else None
+    if method is None:
+        return None
+    marked = all(labels.get(key) == value for key, value in method_marks(method, name).items())
     if method == "helm":
         annotations = meta.get("annotations") or {}
-        ours = (
-            annotations.get(L.HELM_RELEASE_NAME) == name
-            and annotations.get(L.HELM_RELEASE_NAMESPACE) == namespace
-            and labels.get(L.INSTALLED_BY) == "helm"
-            and labels.get(L.INSTALLED_FOR) == name
+        marked = marked and (annotations.get(L.HELM_RELEASE_NAME), annotations.get(L.HELM_RELEASE_NAMESPACE)) == (
+            name,
+            namespace,
         )
-        return method if ours and _named_for(obj, method, name) else None
-    if method == "manifest" and labels.get(L.INSTALLED_FOR) == name and _named_for(obj, method, name):
-        return method
-    return None
+    return method if marked and _named_for(obj, method, name) else None
+
+
+def method_marks(method, name):
+    """The collection's labels on what the helm or manifest method installs for gateway `name` (the namespace is
+    the object's): the one definition, rendered by the methods and read by owner_of."""
+    marks = {L.INSTALLED_BY: method, L.INSTALLED_FOR: name}
+    if method == "manifest":
+        marks[L.MANAGED_BY] = L.MANAGED_BY_VALUE  # Helm's own managed-by=Helm stays on the helm method's
+    return marks
 
 
 def _named_for(obj, method, name):
