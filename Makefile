@@ -23,7 +23,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 help:
 	@echo "make demo        run the demo job on the local test bed (or \$$KUBECONFIG's cluster)"
 	@echo "make test        unit, sanity, lint, integration and Molecule tests"
-	@echo "make unit | sanity | lint | integration | reliability | suites (both at once) | molecule"
+	@echo "make unit | sanity | lint | integration (or its halves integration-1, -2) | reliability | suites (all at once) | molecule"
 	@echo "make peers       kubernetes.core (from the pinned ansible package) beside this collection in $(COLLECTIONS)"
 	@echo "make testbed-up | testbed-down | testbed-env | testbed-build"
 
@@ -83,19 +83,31 @@ PYTEST_FLAGS ?= -q
 integration: venv collection peers
 	$(PYTHON) -m pytest $(PYTEST_FLAGS) -m integration tests/integration
 
+# `make suites` runs integration as two halves on bed clusters of their own. The first half holds the bed's
+# own tests (its fleet tests start cluster-2 and cluster-3) and the install-method tests; every other file,
+# a new one too, is the second half.
+INTEGRATION_1 := $(addprefix tests/integration/,test_testbed.py test_install_methods.py test_peers.py test_helm_runner.py test_manifest_method.py)
+INTEGRATION_2 := $(filter-out $(INTEGRATION_1),$(wildcard tests/integration/test_*.py))
+.PHONY: integration-1 integration-2
+integration-1 integration-2: integration-%: venv collection peers
+	$(PYTHON) -m pytest $(PYTEST_FLAGS) -m integration $(INTEGRATION_$*)
+
 # Bad input, injected faults (API server restarts, killed istioctl, 409s, webhook outages), double launches,
 # foreign objects and secrets on the test bed; prints the counts README.md's Reliability section reports.
 .PHONY: reliability
 reliability: venv collection
 	$(PYTHON) -m pytest $(PYTEST_FLAGS) -m integration tests/reliability
 
-# integration and reliability at once, each on a bed cluster of its own (the reliability suite restarts its API
-# server and stops its istiods on purpose); one line per test, prefixed with the suite's name.
+# The two integration halves and reliability at once, each on a bed cluster of its own (the reliability suite
+# restarts its API server and stops its istiods on purpose); one line per test, prefixed with the suite's
+# name, and each suite's slowest tests at its end (to balance the halves by).
+SUITE_FLAGS := -v --durations=12 --durations-min=20
 .PHONY: suites
 suites: venv collection peers testbed-build
 	$(PYTHON) tests/parallel.py \
-	  "integration=TESTBED_CLUSTER=cluster-1 $(MAKE) -s integration PYTEST_FLAGS=-v" \
-	  "reliability=TESTBED_CLUSTER=reliability $(MAKE) -s reliability PYTEST_FLAGS=-v"
+	  "integration-1=TESTBED_CLUSTER=cluster-1 $(MAKE) -s integration-1 PYTEST_FLAGS='$(SUITE_FLAGS)'" \
+	  "integration-2=TESTBED_CLUSTER=integration-2 $(MAKE) -s integration-2 PYTEST_FLAGS='$(SUITE_FLAGS)'" \
+	  "reliability=TESTBED_CLUSTER=reliability $(MAKE) -s reliability PYTEST_FLAGS='$(SUITE_FLAGS)'"
 
 molecule: venv collection
 	tests/molecule.sh

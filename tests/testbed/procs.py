@@ -5,12 +5,15 @@ with its PID and kernel start time, so `down` signals exactly the processes `up`
 never a recycled PID.
 """
 
+import fcntl
 import json
 import os
+import random
 import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -34,18 +37,48 @@ def save_state(state):
     os.replace(tmp, STATE_FILE)
 
 
-def free_ports(count):
-    """Ports free on 127.0.0.1 right now (held open together so they are distinct)."""
-    sockets = []
-    try:
-        while len(sockets) < count:
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+# Ports handed out recently, machine-wide (not under XDG_CACHE_HOME, which a cold build may move):
+# every checkout's beds (a CI clone, worktrees) share the host's ports, and a port is free only
+# until the process it was picked for binds it.
+PORTS_FILE = Path(tempfile.gettempdir()) / f"istio-ops-testbed-ports-{os.getuid()}.json"
+PORT_HOLD_SECONDS = 600
+# Below the kernel's ephemeral range, so the outgoing connections of everything on the machine
+# cannot take a port between the pick and the bind.
+PORT_RANGE = (20000, 30000)  # NodePorts start at 30000
+
+
+def free_ports(count, rng=random):
+    """COUNT distinct ports free on 127.0.0.1 and not handed to any bed in the last 10 minutes."""
+    PORTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with open(PORTS_FILE.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        now = time.time()
+        try:
+            held = {int(p): t for p, t in json.loads(PORTS_FILE.read_text()).items() if now - t < PORT_HOLD_SECONDS}
+        except (OSError, ValueError):
+            held = {}
+        picked = []
+        for port in rng.sample(range(*PORT_RANGE), PORT_RANGE[1] - PORT_RANGE[0]):
+            if len(picked) == count:
+                break
+            if port not in held and _bindable(port):
+                picked.append(port)
+        if len(picked) < count:
+            raise SystemExit(f"only {len(picked)} of {count} ports free in {PORT_RANGE[0]}-{PORT_RANGE[1] - 1}")
+        held.update(dict.fromkeys(picked, now))
+        tmp = PORTS_FILE.with_suffix(".tmp")
+        tmp.write_text(json.dumps(held))
+        os.replace(tmp, PORTS_FILE)
+        return picked
+
+
+def _bindable(port):
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _start_time(pid):
