@@ -377,6 +377,13 @@ class GatewayCanaryManager(Manager):
     def _load(self):
         p = self.params
         self.stable = self.kube.get(*DEPLOYMENT, name=p["name"], namespace=self.ns)
+        if self.stable is None and self.kube.get(ownership.GATEWAY_API, "Gateway", p["name"], self.ns) is not None:
+            raise InputError(
+                "name: %s/%s is a Gateway API gateway; its canary (a second Gateway on the new revision) is not "
+                "supported yet. Upgrade it in place with istio_ops.gateways.istio_gateway (method: gateway_api, "
+                "revision: the new one): istiod re-renders it and the module waits for the rollout"
+                % (self.ns, p["name"])
+            )
         if self.stable is None:
             raise InputError(
                 "name: no gateway Deployment %r in namespace %r; install it first (istio_ops.gateways.istio_gateway) "
@@ -404,6 +411,12 @@ class GatewayCanaryManager(Manager):
         owner = (self.stable["metadata"].get("labels") or {}).get(L.CANARY_OF)
         if owner:
             errors.append("name: %r is the canary of gateway %r; name the stable gateway" % (p["name"], owner))
+        elif (self.stable["metadata"].get("labels") or {}).get(ownership.GATEWAY_NAME_LABEL):
+            errors.append(
+                "name: Deployment %r in %r is what istiod deployed for Gateway API Gateway %r; istiod owns it, so "
+                "name the Gateway (its canary is not supported yet; upgrade it in place with istio_gateway)"
+                % (p["name"], self.ns, self.stable["metadata"]["labels"][ownership.GATEWAY_NAME_LABEL])
+            )
         elif not inventory.is_gateway(self.stable):
             # Never split, annotate or copy another team's workload because of a wrong name.
             errors.append(

@@ -169,6 +169,8 @@ def gateway_targets(kube, name, namespace, gateway_configs=False, adopt=False):
         facts["installed_by"] = "collection"
         if deployment is not None:
             facts["method"] = ownership.owner_of(deployment, name, namespace)
+        elif any(ownership.installed_by(o) == "gateway_api" for o in objects):
+            facts["found"], facts["method"] = True, "gateway_api"
     if gateway_configs and kube.has_api(GATEWAY_API):
         selector = L.selector_string(
             {L.GATEWAY_OF: name, L.GATEWAY_NAMESPACE_OF: namespace, L.MANAGED_BY: L.MANAGED_BY_VALUE}

@@ -16,6 +16,7 @@ import time
 from ansible_collections.istio_ops.gateways.plugins.module_utils import (
     canary,
     control_plane,
+    install_gateway_api,
     install_helm,
     inventory,
     owners,
@@ -113,21 +114,24 @@ ARGUMENT_SPEC = merge_specs(
             mutually_exclusive=[("min_available", "max_unavailable")],
             required_one_of=[("min_available", "max_unavailable")],
         ),
+        # method gateway_api: the Gateway's listeners (the Gateway API's own list), class and infrastructure.
+        listeners=dict(type="list", elements="dict"),
+        gateway_class=dict(type="str", default=install_gateway_api.DEFAULT_CLASS),
+        infrastructure=dict(type="dict", options=dict(labels=dict(type="dict"), annotations=dict(type="dict"))),
+        missing_secret=dict(type="str", default="fail", choices=["fail", "warn"]),
         state=dict(type="str", default="present", choices=["present", "absent"]),
     ),
 )
 
 
-RENDERED_KINDS = frozenset(ownership.OWNED_KINDS)
-
-
 def check_rendered(objects, namespace, method):
     """Fail unless the method rendered only the kinds a gateway owns, all in the gateway's namespace."""
+    rendered_kinds = frozenset(ownership.kinds_of(method))
     problems = []
     for obj in objects:
         meta = obj.get("metadata") or {}
         what = "%s %s/%s" % (obj.get("kind"), meta.get("namespace") or "", meta.get("name"))
-        if (obj.get("apiVersion"), obj.get("kind")) not in RENDERED_KINDS:
+        if (obj.get("apiVersion"), obj.get("kind")) not in rendered_kinds:
             problems.append("%s (%s is not a kind of the gateway chart)" % (what, obj.get("apiVersion")))
         elif meta.get("namespace") != namespace:
             problems.append("%s (outside namespace %r)" % (what, namespace))
@@ -139,7 +143,7 @@ def check_rendered(objects, namespace, method):
                 "helm.values" if method == "helm" else "values/k8s",
                 method,
                 "; ".join(problems),
-                ", ".join(sorted({pair[1] for pair in RENDERED_KINDS})),
+                ", ".join(sorted({pair[1] for pair in rendered_kinds})),
             )
         )
 
@@ -211,13 +215,22 @@ def pdb_errors(params):
 def method_option_errors(params):
     """Options that belong to another method than the one chosen, and the istioctl method's pinned values."""
     method = params["method"]
+    if method == "gateway_api":
+        errors = install_gateway_api.option_errors(params)
+    else:
+        errors = [
+            "%s: applies to method gateway_api only, not %s; drop it, or set method: gateway_api" % (key, method)
+            for key in ("listeners", "infrastructure")
+            if params.get(key)
+        ]
+        if params.get("gateway_class", install_gateway_api.DEFAULT_CLASS) != install_gateway_api.DEFAULT_CLASS:
+            errors.append("gateway_class: applies to method gateway_api only, not %s; drop it" % method)
     if method == "istioctl":
-        errors = pinned_value_errors(params)
+        errors += pinned_value_errors(params)
         helm = params.get("helm") or {}
         if helm.get("values") or helm.get("version") or helm.get("binary_path"):
             errors.append("helm: set for method istioctl; drop it, or set method: helm")
         return errors
-    errors = []
     for key in ("values", "k8s"):
         if params.get(key):
             errors.append(
@@ -261,15 +274,15 @@ class IstioGatewayManager(Manager):
     def _present(self):
         p = self.params
         timings = self.result.setdefault("timings", {})
-        namespace = self._preflight_namespace()
+        method = method_class(p["method"])(self.module, self.kube, p, self.result)
+        namespace = self._preflight_namespace(method)
         plane = control_plane.find(self.kube, p.get("revision"), p["istio_namespace"])
         self.result["control_plane"] = plane
-        method = method_class(p["method"])(self.module, self.kube, p, self.result)
         method.preflight(plane)
         self.result[method.name] = method.describe()
-        self._preflight_collisions(namespace)
-
-        live_deployment = self.kube.get("apps/v1", "Deployment", p["name"], p["namespace"]) if namespace else None
+        workload = method.workload_name()
+        live_deployment = self.kube.get("apps/v1", "Deployment", workload, p["namespace"]) if namespace else None
+        self._preflight_collisions(namespace, method, live_deployment)
         render_params = dict(self._keep_canary_split(live_deployment), pod_disruption_budget=effective_budget(p))
         started = time.monotonic()
         desired = self._render(method, render_params)
@@ -333,7 +346,7 @@ class IstioGatewayManager(Manager):
             # an option switched off, or what an older istioctl applied (istioctl prunes only its own version's).
             # After the apply, so that a migration serves from the new objects before the old ones go.
             if p["wait"] and not self.check_mode:
-                self.kube.wait_rollout(p["name"], p["namespace"], p["wait_timeout"])
+                method.wait(p["wait_timeout"])
             ownership.delete_objects(self.kube, [c["live"] for c in prunes], check_mode=self.check_mode)
         self.result[method.name] = method.describe()
 
@@ -341,7 +354,7 @@ class IstioGatewayManager(Manager):
             self.result["changed"] = True
             self.result["restarted"] = True
             if not self.check_mode:
-                self._restart()
+                self._restart(workload)
 
         after_revision = p.get("revision") or L.DEFAULT_REVISION
         self.result["revision"] = {"before": before_revision, "after": after_revision}
@@ -349,9 +362,9 @@ class IstioGatewayManager(Manager):
         # run that reports ok must mean a gateway that serves. A ready Deployment costs one GET.
         if not self.check_mode and p["wait"]:
             started = time.monotonic()
-            self.kube.wait_rollout(p["name"], p["namespace"], p["wait_timeout"])
+            method.wait(p["wait_timeout"])
             timings["wait_seconds"] = round(time.monotonic() - started, 3)
-        self.result.update(inventory.workload_status(self.kube, p["name"], p["namespace"]))
+        self.result.update(inventory.workload_status(self.kube, workload, p["namespace"]))
         return self.result
 
     def _keep_canary_split(self, live_deployment):
@@ -376,8 +389,8 @@ class IstioGatewayManager(Manager):
         )
         return adopted
 
-    def _preflight_namespace(self):
-        """The live namespace (None when missing); fails or fixes istio-injection=disabled."""
+    def _preflight_namespace(self, method):
+        """The live namespace (None when missing); fails or fixes istio-injection=disabled for injected gateways."""
         p = self.params
         namespace = self.kube.get("v1", "Namespace", p["namespace"])
         if namespace is None:
@@ -386,7 +399,7 @@ class IstioGatewayManager(Manager):
                     "namespace: %r does not exist; create it first or set create_namespace: true" % p["namespace"]
                 )
             return None
-        if (namespace["metadata"].get("labels") or {}).get(L.INJECTION) == L.INJECTION_DISABLED:
+        if method.injected and (namespace["metadata"].get("labels") or {}).get(L.INJECTION) == L.INJECTION_DISABLED:
             if not p["fix_injection_label"]:
                 raise InputError(
                     "namespace: %r carries %s=%s, so Istio would skip injection and the gateway pods would try to "
@@ -398,10 +411,23 @@ class IstioGatewayManager(Manager):
                 self.kube.patch("v1", "Namespace", p["namespace"], None, {"metadata": {"labels": {L.INJECTION: None}}})
         return namespace
 
-    def _preflight_collisions(self, namespace):
+    def _preflight_collisions(self, namespace, method, live_deployment):
         if namespace is None:
             return
         p = self.params
+        method.check_collisions()
+        if not method.injected:
+            return
+        if live_deployment is None:
+            # A first install: not under the name of a Gateway API gateway the collection installed.
+            gateway = self.kube.get(ownership.GATEWAY_API, "Gateway", p["name"], p["namespace"])
+            if gateway is not None and ownership.owner_of(gateway, p["name"], p["namespace"]) == "gateway_api":
+                raise InputError(
+                    "method: gateway %s/%s is installed by method gateway_api (a Gateway API Gateway); method %s "
+                    "installs another set of objects, so it cannot take this one over: remove it first "
+                    "(istio_gateway state: absent), or give this gateway another name"
+                    % (p["namespace"], p["name"], p["method"])
+                )
         selector = gateway_labels(p)
         hits = colliding_workloads(
             self.kube.list("apps/v1", "Deployment", p["namespace"]), p["name"], selector, selector
@@ -430,7 +456,8 @@ class IstioGatewayManager(Manager):
         reports them and the comparison sees the object as it will be.
         """
         p = self.params
-        owned = ownership.owned_objects(self.kube, p["name"], p["namespace"]) if namespace_exists else []
+        kinds = ownership.kinds_of(method.name)
+        owned = ownership.owned_objects(self.kube, p["name"], p["namespace"], kinds) if namespace_exists else []
         wanted = {(o["kind"], o["metadata"]["name"]) for o in desired}
         live_by_key = {}
         migrations = []
@@ -477,7 +504,9 @@ class IstioGatewayManager(Manager):
         for obj in owned:
             if (obj["kind"], obj["metadata"]["name"]) not in wanted:
                 changes.append(_change(obj, "prune", obj, None))
-        if namespace_exists and method.name != "helm":
+        if namespace_exists:
+            changes += [_change(obj, "prune", obj, None) for obj in method.stale(desired)]
+        if namespace_exists and method.name in ("istioctl", "manifest"):
             # A release of the gateway's own that another method now replaces: its records go with it.
             records = ownership.release_records(self.kube, p["name"], p["namespace"], owned) if owned else []
             changes += [_change(r, "prune", r, None) for r in records]
@@ -574,15 +603,13 @@ class IstioGatewayManager(Manager):
             return
         self.result["namespace_created"] = True
 
-    def _restart(self):
+    def _restart(self, workload):
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         patch = {"spec": {"template": {"metadata": {"annotations": {L.RESTARTED_AT: now}}}}}
         try:
-            self.kube.patch("apps/v1", "Deployment", self.params["name"], self.params["namespace"], patch)
+            self.kube.patch("apps/v1", "Deployment", workload, self.params["namespace"], patch)
         except NotFound:
-            raise InputError(
-                "restart: Deployment %s/%s does not exist yet" % (self.params["namespace"], self.params["name"])
-            )
+            raise InputError("restart: Deployment %s/%s does not exist yet" % (self.params["namespace"], workload))
 
     # -- state: absent ---------------------------------------------------
     def _absent(self):

@@ -71,6 +71,16 @@ def autoscaling(params):
     return (CHART_AUTOSCALING["min"] if low is None else low, CHART_AUTOSCALING["max"] if high is None else high)
 
 
+def autoscaler_spec(bounds):
+    """The HPA spec every method renders for (min, max) pods, without its target: CPU at the charts' 80%."""
+    target = {"type": "Utilization", "averageUtilization": CHART_AUTOSCALING["cpu"]}
+    return {
+        "minReplicas": bounds[0],
+        "maxReplicas": bounds[1],
+        "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": target}}],
+    }
+
+
 def render_manifest(params):
     """The gateway's objects for module params `params`, in the canonical form, with this method's marks."""
     name, namespace, kind = params["name"], params["namespace"], params["kind"]
@@ -133,20 +143,10 @@ def render_manifest(params):
                 "apiVersion": "autoscaling/v2",
                 "kind": "HorizontalPodAutoscaler",
                 "metadata": meta(name),
-                "spec": {
-                    "minReplicas": bounds[0],
-                    "maxReplicas": bounds[1],
-                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                    "metrics": [
-                        {
-                            "type": "Resource",
-                            "resource": {
-                                "name": "cpu",
-                                "target": {"type": "Utilization", "averageUtilization": CHART_AUTOSCALING["cpu"]},
-                            },
-                        }
-                    ],
-                },
+                "spec": dict(
+                    autoscaler_spec(bounds),
+                    scaleTargetRef={"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                ),
             }
         )
 

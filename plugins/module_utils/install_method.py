@@ -131,6 +131,9 @@ class InstallMethod(object):
     name = None  # the value of istio_gateway's `method` option
     field_manager = None  # whose server-side apply the dry run compares as
     rendered_from_cache = False  # whether the last render came from a cache (a prune then renders afresh)
+    # Whether the gateway's pods get their proxy by injection, selected by the option `labels` (the istio API's
+    # gateways); a Gateway API gateway's pods are istiod's own render.
+    injected = True
 
     def __init__(self, module, kube, params, result):
         self.module = module
@@ -170,6 +173,23 @@ class InstallMethod(object):
     def describe(self):
         """What the result reports about the method (binary path, version, commands)."""
         return {}
+
+    def check_collisions(self):
+        """Refuse what stands in the way of the gateway's objects beyond their own names (the manager checks the
+        names the render gives, and for injected gateways the pod selector): raise InputError or ForeignObject."""
+
+    def stale(self, desired):
+        """Live objects that belong to the gateway beyond the owned kinds and that `desired` no longer asks for (the
+        plan prunes them after the rollout)."""
+        return []
+
+    def workload_name(self):
+        """The Deployment that serves the gateway."""
+        return self.params["name"]
+
+    def wait(self, timeout):
+        """Wait until the gateway serves what was applied; return its Deployment."""
+        return self.kube.wait_rollout(self.workload_name(), self.params["namespace"], timeout)
 
 
 # The field managers of the install methods: istioctl's server-side apply, Helm 3's updates, the manifest's apply.
@@ -223,16 +243,23 @@ def claim(obj, labels, helm_annotations, field_manager=None):
 
 
 def method_class(name):
-    """The implementation of method `name`: the one place that maps the option to a class."""
-    # Imported here: each implementation imports this module for the base class.
-    from ansible_collections.istio_ops.gateways.plugins.module_utils import (
-        install_helm,
-        install_istioctl,
-        install_manifest,
-    )
+    """The implementation of method `name`: the one place that maps the option to a class. Each is imported only
+    when chosen (a run loads one), by an import statement Ansible's module packer can see; and here, because each
+    implementation imports this module for the base class."""
+    if name == "istioctl":
+        from ansible_collections.istio_ops.gateways.plugins.module_utils import install_istioctl
 
-    return {
-        "istioctl": install_istioctl.IstioctlMethod,
-        "helm": install_helm.HelmMethod,
-        "manifest": install_manifest.ManifestMethod,
-    }[name]
+        return install_istioctl.IstioctlMethod
+    if name == "helm":
+        from ansible_collections.istio_ops.gateways.plugins.module_utils import install_helm
+
+        return install_helm.HelmMethod
+    if name == "manifest":
+        from ansible_collections.istio_ops.gateways.plugins.module_utils import install_manifest
+
+        return install_manifest.ManifestMethod
+    if name == "gateway_api":
+        from ansible_collections.istio_ops.gateways.plugins.module_utils import install_gateway_api
+
+        return install_gateway_api.GatewayApiMethod
+    raise KeyError(name)

@@ -11,11 +11,17 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils import owners, 
 
 def revision_of(obj):
     """The control-plane revision of a workload: its pod template's istio.io/rev (what injection reads), else its
-    own label (istioctl stamps both; the Helm chart only the pods'), else the default revision."""
+    own label (istioctl stamps both; the Helm chart only the pods'), else the pod template's annotation (what
+    istiod renders for a Gateway API gateway), else the default revision."""
     template = ((obj or {}).get("spec") or {}).get("template") or {}
-    for labels in ((template.get("metadata") or {}).get("labels"), ((obj or {}).get("metadata") or {}).get("labels")):
-        if (labels or {}).get(L.REVISION):
-            return labels[L.REVISION]
+    template_meta = template.get("metadata") or {}
+    for marks in (
+        template_meta.get("labels"),
+        ((obj or {}).get("metadata") or {}).get("labels"),
+        template_meta.get("annotations"),
+    ):
+        if (marks or {}).get(L.REVISION):
+            return marks[L.REVISION]
     return L.DEFAULT_REVISION
 
 
@@ -69,9 +75,19 @@ def pods_by_revision(kube, namespace, selector):
     """{revision: [pod names]} of the pods a selector picks."""
     result = {}
     for pod in kube.list("v1", "Pod", namespace, label_selector=L.selector_string(selector)):
-        rev = (pod["metadata"].get("labels") or {}).get(L.REVISION, L.DEFAULT_REVISION)
+        rev = pod_revision_of(pod)
         result.setdefault(rev, []).append(pod["metadata"]["name"])
     return {k: sorted(v) for k, v in result.items()}
+
+
+def pod_revision_of(pod):
+    """A pod's revision: its istio.io/rev label, else annotation (Gateway API gateways' pods), else default."""
+    meta = pod["metadata"]
+    return (
+        (meta.get("labels") or {}).get(L.REVISION)
+        or (meta.get("annotations") or {}).get(L.REVISION)
+        or (L.DEFAULT_REVISION)
+    )
 
 
 def endpoints_by_revision(kube, service_name, namespace):
@@ -86,9 +102,7 @@ def endpoints_by_revision(kube, service_name, namespace):
     pod_revision = {}
     if slices:
         for pod in kube.list("v1", "Pod", namespace):
-            pod_revision[pod["metadata"]["name"]] = (pod["metadata"].get("labels") or {}).get(
-                L.REVISION, L.DEFAULT_REVISION
-            )
+            pod_revision[pod["metadata"]["name"]] = pod_revision_of(pod)
     result = {}
     seen = set()
     for endpoint_slice in slices:
@@ -201,4 +215,72 @@ def describe_gateway(kube, stable, canaries):
         "hpa": hpas,
         "method": ownership.installed_by(stable),
         "owner": owner_facts(stable),
+    }
+
+
+# -- Gateway API gateways (istiod deploys them) ---------------------------------------------------------------
+ISTIO_GATEWAY_CONTROLLER = "istio.io/gateway-controller"
+
+
+def find_gateway_api_gateways(kube, namespace=None, name=None):
+    """The Gateway API Gateways of Istio's GatewayClasses in a namespace or the cluster ([] without the CRDs)."""
+    if not kube.has_api(ownership.GATEWAY_API):
+        return []
+    istio_classes = {
+        c["metadata"]["name"]
+        for c in kube.list(ownership.GATEWAY_API, "GatewayClass")
+        if c.get("spec", {}).get("controllerName") == ISTIO_GATEWAY_CONTROLLER
+    }
+    return [
+        g
+        for g in kube.list(ownership.GATEWAY_API, "Gateway", namespace)
+        if g.get("spec", {}).get("gatewayClassName") in istio_classes
+        and (name is None or g["metadata"]["name"] == name)
+    ]
+
+
+def describe_gateway_api(kube, gateway):
+    """The facts gateway_info returns for a Gateway API gateway: those of every gateway, from what istiod deployed
+    for it, plus the Gateway's class, conditions, addresses and listeners."""
+    meta = gateway["metadata"]
+    namespace = meta["namespace"]
+    deployed = {o["kind"]: o for o in ownership.deployed_objects(kube, gateway)}
+    dep, svc, hpa = deployed.get("Deployment"), deployed.get("Service"), deployed.get("HorizontalPodAutoscaler")
+    selector = {ownership.GATEWAY_NAME_LABEL: meta["name"]}
+    deployments = []
+    if dep is not None:
+        deployments.append(dict(deployment_summary(dep), role="stable"))
+    services = []
+    if svc is not None:
+        summary = service_summary(svc)
+        summary["endpoints_by_revision"] = endpoints_by_revision(kube, svc["metadata"]["name"], namespace)
+        services.append(summary)
+    status = gateway.get("status") or {}
+    revision = (meta.get("labels") or {}).get(L.REVISION) or (revision_of(dep) if dep else L.DEFAULT_REVISION)
+    return {
+        "name": meta["name"],
+        "namespace": namespace,
+        "kind": "ingress",
+        "selector": selector,
+        "revision": revision,
+        "revisions": sorted({d["revision"] for d in deployments}) or [revision],
+        "deployments": deployments,
+        "pods_by_revision": pods_by_revision(kube, namespace, selector),
+        "services": services,
+        "hpa": [hpa_summary(hpa)] if hpa else [],
+        "method": ownership.installed_by(gateway),
+        "owner": owner_facts(gateway),
+        "gateway_api": {
+            "gateway_class": gateway.get("spec", {}).get("gatewayClassName"),
+            "conditions": {c["type"]: c.get("status") for c in status.get("conditions") or []},
+            "addresses": [a.get("value") for a in status.get("addresses") or []],
+            "listeners": [
+                {
+                    "name": listener.get("name"),
+                    "attached_routes": listener.get("attachedRoutes"),
+                    "conditions": {c["type"]: c.get("status") for c in listener.get("conditions") or []},
+                }
+                for listener in status.get("listeners") or []
+            ],
+        },
     }

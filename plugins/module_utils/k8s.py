@@ -136,6 +136,8 @@ _KNOWN = [
     ),
     Resource("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False),
     Resource("networking.istio.io/v1", "Gateway", "gateways", True),
+    Resource("gateway.networking.k8s.io/v1", "Gateway", "gateways", True),
+    Resource("gateway.networking.k8s.io/v1", "GatewayClass", "gatewayclasses", False),
 ]
 KNOWN_RESOURCES = {(r.api_version, r.kind): r for r in _KNOWN}
 

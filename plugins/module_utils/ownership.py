@@ -9,6 +9,7 @@ INSTALLED_* labels, or the manifest method's labels. Canary objects carry CANARY
 """
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
+from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import NotFound
 
 # The kinds a gateway owns, in delete order: config and scaling first, the Deployment last, so that a run cut
 # short is retried with the Deployment (and the marks on it) still there to say what belongs to the gateway.
@@ -22,17 +23,49 @@ OWNED_KINDS = (
     ("v1", "ServiceAccount"),
     ("apps/v1", "Deployment"),
 )
+# A Gateway API gateway is a Gateway and its parameters ConfigMap (method gateway_api); istiod's deployment
+# controller makes the Deployment, Service, ServiceAccount, HPA and PDB, owned by the Gateway (ownerReferences),
+# and the garbage collector removes them with it. In delete order: the Gateway first, so that istiod never
+# re-renders it without its parameters.
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+GATEWAY_API_KINDS = ((GATEWAY_API, "Gateway"), ("v1", "ConfigMap"))
+DEPLOYED_KINDS = (
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("v1", "Service"),
+    ("v1", "ServiceAccount"),
+    ("apps/v1", "Deployment"),
+)
+# The label istiod's deployment controller puts on everything it deploys for a Gateway.
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 # Kinds gateway_canary creates for a canary.
 CANARY_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"))
 HELM_RECORD = ("v1", "Secret")
 # gateway_config's Gateway resources go first, the Helm release records after everything they describe.
-DELETE_ORDER = ("Gateway",) + tuple(kind for _api, kind in OWNED_KINDS) + ("Secret",)
+# A Gateway API gateway's ConfigMap right after its Gateway.
+DELETE_ORDER = ("Gateway", "ConfigMap") + tuple(kind for _api, kind in OWNED_KINDS) + ("Secret",)
 
-METHODS = ("istioctl", "helm", "manifest")
+METHODS = ("istioctl", "helm", "manifest", "gateway_api")
+# The methods that install a gateway as workload objects named after it (the istio API's gateways).
+WORKLOAD_METHODS = METHODS[:3]
+# The methods whose marks are the collection's labels alone (no installer stamps anything of its own).
+LABELLED_METHODS = ("manifest", "gateway_api")
+
+
+def kinds_of(method):
+    """The table of kinds `method` owns for a gateway, in delete order."""
+    return GATEWAY_API_KINDS if method == "gateway_api" else OWNED_KINDS
+
+
+def parameters_name(name):
+    """The parameters ConfigMap of Gateway API gateway `name` (a fixed suffix keeps the name injective)."""
+    return name + "-gateway-params"
 
 
 def object_names(method, name, revision):
     """{kind: name} of what `method` applies for gateway `name` (Istio's gateway charts name them so)."""
+    if method == "gateway_api":
+        return {"Gateway": name, "ConfigMap": parameters_name(name)}
     names = dict.fromkeys(("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"), name)
     account = name + "-service-account"
     # Istio's Helm chart names the Role and RoleBinding after the ServiceAccount; its istioctl chart, "-sds".
@@ -56,8 +89,8 @@ def installed_by(obj):
         return "istioctl"
     if (meta.get("annotations") or {}).get(L.HELM_RELEASE_NAME):
         return "helm"
-    if labels.get(L.INSTALLED_BY) == "manifest" and labels.get(L.MANAGED_BY) == L.MANAGED_BY_VALUE:
-        return "manifest"
+    if labels.get(L.INSTALLED_BY) in LABELLED_METHODS and labels.get(L.MANAGED_BY) == L.MANAGED_BY_VALUE:
+        return labels[L.INSTALLED_BY]
     return None
 
 
@@ -87,24 +120,47 @@ def owner_of(obj, name, namespace):
 
 
 def method_marks(method, name):
-    """The collection's labels on what the helm or manifest method installs for gateway `name` (the namespace is
-    the object's): the one definition, rendered by the methods and read by owner_of."""
+    """The collection's labels on what the helm, manifest or gateway_api method installs for gateway `name` (the
+    namespace is the object's): the one definition, rendered by the methods and read by owner_of."""
     marks = {L.INSTALLED_BY: method, L.INSTALLED_FOR: name}
-    if method == "manifest":
+    if method in LABELLED_METHODS:
         marks[L.MANAGED_BY] = L.MANAGED_BY_VALUE  # Helm's own managed-by=Helm stays on the helm method's
     return marks
 
 
 def _named_for(obj, method, name):
     revision = (obj["metadata"].get("labels") or {}).get(L.REVISION)
+    if obj.get("apiVersion") and (obj["apiVersion"], obj["kind"]) not in kinds_of(method):
+        return False  # an istio-API Gateway (gateway_config's) is no Gateway API gateway's, and the other way round
     return obj["metadata"]["name"] == object_names(method, name, revision).get(obj["kind"])
 
 
-def owned_objects(kube, name, namespace):
-    """The live objects the collection installed for gateway namespace/name, by any method (one LIST per kind)."""
+def owned_objects(kube, name, namespace, kinds=OWNED_KINDS):
+    """The live objects the collection installed for gateway namespace/name, by any method of the kinds table
+    (one LIST per kind); none of a kind the API server does not serve (the Gateway API CRDs missing)."""
     found = []
-    for api_version, kind in OWNED_KINDS:
-        found += [o for o in kube.list(api_version, kind, namespace) if owner_of(o, name, namespace)]
+    for api_version, kind in kinds:
+        try:
+            items = kube.list(api_version, kind, namespace)
+        except NotFound:
+            if api_version == GATEWAY_API:
+                continue
+            raise
+        found += [o for o in items if owner_of(o, name, namespace)]
+    return found
+
+
+def deployed_objects(kube, gateway):
+    """What istiod deployed for a live Gateway API Gateway: objects labelled with its name and owned by its uid."""
+    meta = gateway["metadata"]
+    selector = "%s=%s" % (GATEWAY_NAME_LABEL, meta["name"])
+    found = []
+    for api_version, kind in DEPLOYED_KINDS:
+        found += [
+            o
+            for o in kube.list(api_version, kind, meta["namespace"], label_selector=selector)
+            if any(ref.get("uid") == meta.get("uid") for ref in o["metadata"].get("ownerReferences") or [])
+        ]
     return found
 
 
@@ -133,10 +189,16 @@ def release_records(kube, name, namespace, owned):
 
 
 def gateway_objects(kube, name, namespace):
-    """Everything the collection installed for one gateway: its objects by any method, its canary, and the
-    records of its Helm release (release_records)."""
+    """Everything the collection installed for one gateway: its objects by any method, its canary, the records
+    of its Helm release (release_records), and a Gateway API gateway of the same name."""
     owned = owned_objects(kube, name, namespace)
-    return canary_objects(kube, name, namespace) + owned + release_records(kube, name, namespace, owned)
+    records = release_records(kube, name, namespace, owned)
+    return (
+        canary_objects(kube, name, namespace)
+        + owned
+        + records
+        + owned_objects(kube, name, namespace, GATEWAY_API_KINDS)
+    )
 
 
 def _record_is_ours(record, name):
@@ -156,7 +218,8 @@ def delete_objects(kube, objects, check_mode=False, wait_timeout=0):
     An object that is already being deleted (deletionTimestamp set) is awaited but not reported again,
     so a rerun after `wait: false` reports no change. Each delete carries the uid and resourceVersion of
     the object as it was read for the decision (preconditions): one replaced or changed since is not
-    deleted, and the run fails with Conflict.
+    deleted, and the run fails with Conflict. With a wait, a Gateway API Gateway's removal waits for what istiod
+    deployed for it too.
     """
     removed = []
     awaited = []
@@ -175,9 +238,24 @@ def delete_objects(kube, objects, check_mode=False, wait_timeout=0):
             awaited.append(key)
     if not check_mode and wait_timeout:
         kube.wait_deleted(awaited, wait_timeout)
+        gateways = [o for o in objects if (o["apiVersion"], o["kind"]) == GATEWAY_API_KINDS[0]]
+        _wait_undeployed(kube, gateways, wait_timeout)
     return removed
 
 
 def remove_gateway(kube, name, namespace, check_mode=False, wait_timeout=0):
     """Delete what the collection installed for this gateway, by any method, and its canary; return refs."""
     return delete_objects(kube, gateway_objects(kube, name, namespace), check_mode, wait_timeout)
+
+
+def _wait_undeployed(kube, gateways, timeout):
+    """Wait until the garbage collector has removed what istiod deployed for the (deleted) Gateways."""
+    for gateway in gateways:
+        meta = gateway["metadata"]
+
+        def check(gateway=gateway):
+            left = deployed_objects(kube, gateway)
+            return (not left, "still present: " + ", ".join("%s %s" % (o["kind"], o["metadata"]["name"]) for o in left))
+
+        where = "%s/%s" % (meta["namespace"], meta["name"])
+        kube.wait("the garbage collector to remove what istiod deployed for Gateway %s" % where, check, timeout)

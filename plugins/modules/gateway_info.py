@@ -9,7 +9,8 @@ description:
   - Lists the Istio gateways in a namespace or in the whole cluster, whether istioctl, this collection or
     another tool installed them. A gateway is a Deployment labelled with istioctl's
     C(operator.istio.io/component) (C(IngressGateways) or C(EgressGateways)), or one whose pods carry the
-    annotation C(inject.istio.io/templates=gateway).
+    annotation C(inject.istio.io/templates=gateway); or a Kubernetes Gateway API Gateway of a GatewayClass whose
+    controller is Istio's (C(istio.io/gateway-controller)), described by what istiod deployed for it.
   - For each gateway, its selector labels, revision(s), stable and canary Deployments with replica and ready
     counts, pods by revision, its Services with endpoints by revision (from EndpointSlices, what
     C(kubectl get endpoints) shows during a canary), its HPAs and the IstioOperator that owns it.
@@ -100,9 +101,17 @@ gateways:
       returned: always
     hpa: {description: HPAs that scale the gateway's Deployments., type: list, returned: always}
     method:
-      description: "How it was installed (V(istioctl), V(helm), V(manifest)), by its marks; null for none."
+      description:
+        - "How it was installed (V(istioctl), V(helm), V(manifest), V(gateway_api)), by its marks; null for none."
       type: str
       returned: always
+    gateway_api:
+      description:
+        - For a Kubernetes Gateway API gateway (a Gateway of an Istio GatewayClass, whose Deployment, Service and
+          HPA istiod deployed) - its C(gateway_class), C(conditions), C(addresses) and C(listeners) (name,
+          attached_routes, conditions). Its O(name) is the Gateway's, its Deployment C(<name>-<class>).
+      type: dict
+      returned: for Gateway API gateways
     owner:
       description:
         - Who installed it - the owning IstioOperator, its namespace and Istio version, the Helm release and its

@@ -11,6 +11,15 @@ description:
     documents (O(method)), each giving the same objects for the same options - C(istioctl install -f) of an
     IstioOperator with profile C(empty) (V(istioctl), the default), the C(istio/gateway) Helm chart (V(helm)), or plain
     Kubernetes objects the module renders itself and applies by server-side apply (V(manifest), no binary needed).
+  - O(method=gateway_api) installs a Kubernetes Gateway API gateway instead - a C(gateway.networking.k8s.io/v1)
+    Gateway of an Istio GatewayClass (O(gateway_class)) with the listeners O(listeners), and its parameters ConfigMap
+    C(<name>-gateway-params). istiod deploys it (Deployment, Service and ServiceAccount C(<name>-<gateway_class>),
+    HPA and PDB from the ConfigMap, all owned by the Gateway); the module writes only the Gateway and the ConfigMap,
+    and waits until the Gateway is C(Accepted) and C(Programmed) and its Deployment has rolled out. O(replicas),
+    O(autoscaling), O(pod_disruption_budget), O(resources), O(pod_annotations), O(service.type),
+    O(service.annotations), O(service.load_balancer_ip) and O(service.external_traffic_policy) mean what they mean
+    for the other methods, with the same defaults. A gateway cannot move between this method and the others (they
+    are different objects); remove it first.
   - Running it with another O(method) for an installed gateway migrates it. The objects both methods render (the
     Service among them, so its uid, cluster IP, node ports and load balancer stay) are moved to the new method by a
     metadata patch, the new method applies, and what only the old method made goes once the rollout is done. No
@@ -209,7 +218,7 @@ options:
         selector, so a gateway whose O(labels) hold other keys cannot move between V(helm) and another method (the
         module fails naming the selectors).
     type: str
-    choices: [istioctl, helm, manifest]
+    choices: [istioctl, helm, manifest, gateway_api]
     default: istioctl
   helm:
     description:
@@ -250,6 +259,44 @@ options:
       max_unavailable:
         description: Pods that may be unavailable (a count or a percentage).
         type: raw
+  listeners:
+    description:
+      - The Gateway's listeners for O(method=gateway_api), in the Gateway API's own form (C(name), C(port),
+        C(protocol) - V(HTTP), V(HTTPS), V(TLS) or V(TCP) -, C(hostname), C(tls), C(allowedRoutes)). Required for
+        that method, refused for the others.
+      - Checked before anything is written - unique names, ports, hostnames, TLS for HTTPS and TLS listeners (a
+        C(Terminate) listener's C(certificateRefs) must name Secrets in the gateway's namespace, which must exist
+        and hold C(tls.crt) and C(tls.key); see O(missing_secret)), and C(allowedRoutes) (C(namespaces.from) V(All),
+        V(Same) or V(Selector) with a C(selector), the shared topology's delegation of routes to application
+        namespaces).
+    type: list
+    elements: dict
+  gateway_class:
+    description:
+      - The GatewayClass of the Gateway (O(method=gateway_api)). It must exist and be Istio's
+        (controller C(istio.io/gateway-controller)).
+    type: str
+    default: istio
+  infrastructure:
+    description:
+      - Labels and annotations istiod puts on everything it deploys for the Gateway (C(spec.infrastructure)),
+        O(method=gateway_api) only. At most 8 of each; the collection's own label keys are refused.
+    type: dict
+    suboptions:
+      labels:
+        description: Labels.
+        type: dict
+      annotations:
+        description: Annotations.
+        type: dict
+  missing_secret:
+    description:
+      - What to do when a listener's certificate Secret is missing or holds no C(tls.crt)/C(tls.key)
+        (O(method=gateway_api)). V(fail) before anything is written; V(warn) writes the Gateway anyway (a
+        certificate cert-manager creates later), and that listener stays down until the Secret is right.
+    type: str
+    choices: [fail, warn]
+    default: fail
   state:
     description:
       - V(present) installs or reconciles the gateway; V(absent) removes what it owns.
@@ -315,6 +362,30 @@ EXAMPLES = r"""
     name: istio-ingressgateway
     namespace: istio-ingress
     method: manifest
+
+- name: A Gateway API gateway that istiod deploys, its routes delegated to labelled application namespaces
+  istio_ops.gateways.istio_gateway:
+    name: shared-gateway
+    namespace: istio-ingress
+    method: gateway_api
+    listeners:
+      - name: https
+        port: 443
+        protocol: HTTPS
+        hostname: "*.example.com"
+        tls:
+          mode: Terminate
+          certificateRefs:
+            - name: wildcard-example-com
+        allowedRoutes:
+          namespaces:
+            from: Selector
+            selector:
+              matchLabels:
+                shared-gateway-access: "true"
+    autoscaling:
+      min: 2
+      max: 5
 
 - name: Roll the gateway pods to pick up new injected configuration
   istio_ops.gateways.istio_gateway:
@@ -385,6 +456,12 @@ helm:
 manifest:
   description: The field manager of the manifest method's server-side applies.
   returned: when state is present and method is manifest
+  type: dict
+gateway_api:
+  description:
+    - For O(method=gateway_api) - the field manager, what was applied, the GatewayClass, the name istiod deploys
+      under (C(deployed_as)), and each certificate Secret checked (C(secrets)).
+  returned: when state is present and method is gateway_api
   type: dict
 pending:
   description: Why the method applies although every object matches (for example a Helm release that is missing).

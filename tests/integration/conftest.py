@@ -8,6 +8,7 @@ import pytest
 from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import KubeClient, strip_noise
 
 from .ansible_run import AnsibleRunner
+from .audit import AuditLog
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +19,12 @@ def ansible(testbed):
 @pytest.fixture(scope="session")
 def kube(testbed):
     return KubeClient({"kubeconfig": str(testbed.kubeconfig)})
+
+
+@pytest.fixture(scope="session")
+def audit(testbed):
+    """The writes the bed's API server logged (tests/integration/audit.py)."""
+    return AuditLog()
 
 
 @pytest.fixture

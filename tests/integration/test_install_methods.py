@@ -7,7 +7,6 @@ beside it. A gateway moves istioctl -> helm -> manifest -> istioctl with its Ser
 kept and its ready endpoints never below the bound.
 """
 
-import json
 import subprocess
 import threading
 import time
@@ -16,9 +15,10 @@ import pytest
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils import ownership
-from tests.testbed import build, cluster
+from tests.testbed import build
 
 from .ansible_run import assert_four_steps
+from .audit import four_steps_writing_nothing_when_converged
 
 pytestmark = pytest.mark.integration
 
@@ -53,47 +53,6 @@ def gateway_args(testbed, method, namespace, name="gw", revision=None, **extra):
         args["revision"] = revision
     args.update(extra)
     return args
-
-
-class AuditLog(object):
-    """The writes the bed's API server logged for the admin user (the modules and the tests), dry runs aside."""
-
-    def __init__(self):
-        if not cluster.AUDIT_LOG.exists():
-            raise AssertionError("%s is missing: restart the bed (make testbed-down testbed-up)" % cluster.AUDIT_LOG)
-
-    def mark(self):
-        return cluster.AUDIT_LOG.stat().st_size
-
-    def writes_since(self, offset, namespace):
-        """Writes into `namespace` (or to it) since offset: other tests may write elsewhere meanwhile."""
-        with open(cluster.AUDIT_LOG) as handle:
-            handle.seek(offset)
-            events = [json.loads(line) for line in handle if line.strip()]
-        found = []
-        for event in events:
-            ref = event.get("objectRef") or {}
-            into = ref.get("namespace") == namespace or (
-                ref.get("resource") == "namespaces" and ref.get("name") == namespace
-            )
-            if into and "dryRun=" not in event["requestURI"]:
-                found.append("%s %s/%s" % (event["verb"], ref.get("resource"), ref.get("name")))
-        return found
-
-
-@pytest.fixture(scope="session")
-def audit(testbed):
-    return AuditLog()
-
-
-def four_steps_writing_nothing_when_converged(ansible, audit, args):
-    """check, real, check, real; the two converged runs must make no write request at all."""
-    results = [ansible.module("istio_gateway", args, check=True, diff=True), ansible.module("istio_gateway", args)]
-    offset = audit.mark()
-    results += [ansible.module("istio_gateway", args, check=True, diff=True), ansible.module("istio_gateway", args)]
-    assert_four_steps(results)
-    assert audit.writes_since(offset, args["namespace"]) == [], "converged runs wrote"
-    return results
 
 
 def owned_kinds(kube, name, namespace):

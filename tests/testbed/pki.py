@@ -98,3 +98,18 @@ def service_account_keys(directory):
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return directory / "sa.key", directory / "sa.pub"
+
+
+def self_signed_tls(hostname):
+    """(certificate PEM, key PEM) of a self-signed serving certificate for hostname: a TLS Secret's contents."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = _name(hostname)
+    cert = (
+        _builder(subject, subject, key.public_key())
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem

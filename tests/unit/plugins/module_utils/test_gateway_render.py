@@ -290,7 +290,7 @@ def test_harmless_values_and_overlays_pass():
 
 
 def rendered(kind, name, namespace, api_version=None):
-    versions = {k: a for a, k in gateway.RENDERED_KINDS}
+    versions = {k: a for a, k in ownership.OWNED_KINDS}
     return {
         "apiVersion": api_version or versions[kind],
         "kind": kind,

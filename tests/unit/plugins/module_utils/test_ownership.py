@@ -101,8 +101,8 @@ def test_gateway_objects_take_the_release_records_only_of_the_collections_releas
 
 def test_the_delete_order_puts_the_deployment_after_its_objects_and_records_last():
     order = ownership.DELETE_ORDER
-    assert order[0] == "Gateway" and order[-1] == "Secret" and order[-2] == "Deployment"
-    assert set(order[1:-1]) == {kind for _api, kind in ownership.OWNED_KINDS}
+    assert order[:2] == ("Gateway", "ConfigMap") and order[-1] == "Secret" and order[-2] == "Deployment"
+    assert set(order[2:-1]) == {kind for _api, kind in ownership.OWNED_KINDS}
 
 
 def test_claim_moves_marks_and_leaves_other_labels_and_annotations_alone():
