@@ -18,6 +18,7 @@ import copy
 import json
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import (
+    canary_gateway_api,
     control_plane,
     inventory,
     owners,
@@ -347,17 +348,6 @@ def endpoints_match(actual, expected):
     return all((actual.get(r) or {}).get("ready", 0) == expected.get(r, 0) for r in revisions)
 
 
-def service_report(kube, svc):
-    if svc is None:
-        return None
-    summary = inventory.service_summary(svc)
-    summary["address"] = (summary["load_balancer"] or [summary["cluster_ip"]])[0]
-    summary["endpoints_by_revision"] = inventory.endpoints_by_revision(
-        kube, summary["name"], svc["metadata"]["namespace"]
-    )
-    return summary
-
-
 # -- the manager ---------------------------------------------------------------
 class GatewayCanaryManager(Manager):
     def run(self):
@@ -368,22 +358,20 @@ class GatewayCanaryManager(Manager):
         self.actions = []
         self.hpa_action = "none"
         self.deleted = []
-        self._load()
+        stable = self.kube.get(*DEPLOYMENT, name=p["name"], namespace=self.ns)
+        if stable is None:
+            gateway = self.kube.get(ownership.GATEWAY_API, "Gateway", p["name"], self.ns)
+            if gateway is not None:
+                return canary_gateway_api.GatewayApiCanary(self, gateway).run()
+        self._load(stable)
         self._preflight()
         {"present": self._present, "promoted": self._promote, "absent": self._rollback}[p["state"]]()
         return self._report()
 
     # -- reading and checking, before any write ------------------------------
-    def _load(self):
+    def _load(self, stable):
         p = self.params
-        self.stable = self.kube.get(*DEPLOYMENT, name=p["name"], namespace=self.ns)
-        if self.stable is None and self.kube.get(ownership.GATEWAY_API, "Gateway", p["name"], self.ns) is not None:
-            raise InputError(
-                "name: %s/%s is a Gateway API gateway; its canary (a second Gateway on the new revision) is not "
-                "supported yet. Upgrade it in place with istio_ops.gateways.istio_gateway (method: gateway_api, "
-                "revision: the new one): istiod re-renders it and the module waits for the rollout"
-                % (self.ns, p["name"])
-            )
+        self.stable = stable
         if self.stable is None:
             raise InputError(
                 "name: no gateway Deployment %r in namespace %r; install it first (istio_ops.gateways.istio_gateway) "
@@ -414,7 +402,7 @@ class GatewayCanaryManager(Manager):
         elif (self.stable["metadata"].get("labels") or {}).get(ownership.GATEWAY_NAME_LABEL):
             errors.append(
                 "name: Deployment %r in %r is what istiod deployed for Gateway API Gateway %r; istiod owns it, so "
-                "name the Gateway (its canary is not supported yet; upgrade it in place with istio_gateway)"
+                "give the Gateway's name"
                 % (p["name"], self.ns, self.stable["metadata"]["labels"][ownership.GATEWAY_NAME_LABEL])
             )
         elif not inventory.is_gateway(self.stable):
@@ -721,8 +709,8 @@ class GatewayCanaryManager(Manager):
         )
         canary["exists"] = self.canary is not None
         services = {
-            "stable": service_report(self.kube, self.service),
-            "canary": service_report(self.kube, self.canary_svc),
+            "stable": inventory.service_report(self.kube, self.service),
+            "canary": inventory.service_report(self.kube, self.canary_svc),
         }
         stable_eps = (services["stable"] or {}).get("endpoints_by_revision") or {}
         canary_eps = services["canary"]["endpoints_by_revision"] if services["canary"] else stable_eps

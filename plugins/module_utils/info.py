@@ -33,8 +33,8 @@ class GatewayInfoManager(Manager):
         self.result["gateways"] = [
             inventory.describe_gateway(self.kube, stable, canaries) for stable, canaries in found
         ] + [
-            inventory.describe_gateway_api(self.kube, gateway)
-            for gateway in inventory.find_gateway_api_gateways(self.kube, p.get("namespace"), p.get("name"))
+            inventory.describe_gateway_api(self.kube, gateway, canaries)
+            for gateway, canaries in inventory.find_gateway_api_gateways(self.kube, p.get("namespace"), p.get("name"))
         ]
         self.result["control_planes"] = control_plane.all_control_planes(self.kube, p["istio_namespace"])
         return self.result

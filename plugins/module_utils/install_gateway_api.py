@@ -549,66 +549,18 @@ class GatewayApiMethod(InstallMethod):
         return claim(obj, method_marks(self.params["name"]), helm_annotations=None, field_manager=self.field_manager)
 
     def wait(self, timeout):
-        """Until the Gateway's current generation is Accepted and Programmed, istiod has rendered what the run
-        asked for (the revision, the parameters), and the Deployment has rolled out.
-
-        Neither a ConfigMap change nor a label change (the revision) bumps the Gateway's generation, so its
-        conditions cannot say that istiod has re-rendered: the deployed objects are read until they reflect the
-        parameters' patches. The Deployment is read on every run (one GET, shared with the rollout check); the
-        Service, HPA and PDB only after the run wrote the parameters."""
+        """Until the Gateway serves what this run rendered (wait_serving)."""
         p = self.params
-        namespace, revision = p["namespace"], p.get("revision") or L.DEFAULT_REVISION
-        where = "%s/%s" % (namespace, p["name"])
-
-        def programmed():
-            gateway = self.kube.get(GATEWAY_API, "Gateway", p["name"], namespace)
-            if gateway is None:
-                return (False, "the Gateway does not exist")
-            state = conditions(gateway)
-            done = state.get("Accepted") == "True" and state.get("Programmed") == "True"
-            return (done, condition_detail(gateway))
-
-        try:
-            self.kube.wait("Gateway %s to be Accepted and Programmed by istiod" % where, programmed, timeout)
-        except K8sError as exc:
-            raise K8sError("%s (istiod of revision %s)" % (exc, revision))
-        patches = self.patches
-        name = deployed_name(p)
-
-        def rendered_and_rolled_out():
-            deployment = self.kube.get("apps/v1", "Deployment", name, namespace)
-            if deployment is None:
-                return (False, "istiod has not deployed it yet")
-            live_revision = inventory_revision(deployment)
-            if live_revision != revision:
-                return (
-                    False,
-                    "on revision %s; the istiod of revision %s has not taken it over yet" % (live_revision, revision),
-                )
-            if not reflects(deployment, patches["deployment"]):
-                return (False, "istiod has not rendered the parameters into it yet")
-            done, detail = rollout_complete(deployment)
-            return (done, detail)
-
-        self.kube.wait(
-            "Deployment %s/%s, which istiod renders, to roll out" % (namespace, name), rendered_and_rolled_out, timeout
+        return wait_serving(
+            self.kube,
+            p["name"],
+            p["namespace"],
+            p.get("revision") or L.DEFAULT_REVISION,
+            self.patches,
+            timeout,
+            parameters_written=any(obj.startswith("ConfigMap/") for obj in self.applied),
+            deployed=deployed_name(p),
         )
-        if any(obj.startswith("ConfigMap/") for obj in self.applied):
-            for key, (api_version, kind) in RENDERED_BY_PATCH.items():
-                if key in patches:
-                    self._wait_reflected(api_version, kind, name, patches[key], timeout)
-        return self.kube.get("apps/v1", "Deployment", name, namespace)
-
-    def _wait_reflected(self, api_version, kind, name, patch, timeout):
-        namespace = self.params["namespace"]
-
-        def check():
-            live = self.kube.get(api_version, kind, name, namespace)
-            if live is None:
-                return (False, "istiod has not deployed it yet")
-            return (reflects(live, patch), "istiod has not rendered the parameters into it yet")
-
-        self.kube.wait("%s %s/%s to reflect the parameters" % (kind, namespace, name), check, timeout)
 
     def describe(self):
         facts = {
@@ -620,3 +572,69 @@ class GatewayApiMethod(InstallMethod):
         if self.secrets:
             facts["secrets"] = list(self.secrets)
         return facts
+
+
+def live_patches(kube, gateway):
+    """The patches of a live Gateway's parameters ConfigMap ({} without one)."""
+    ref = ((gateway.get("spec") or {}).get("infrastructure") or {}).get("parametersRef") or {}
+    if ref.get("kind") != "ConfigMap":
+        return {}
+    parameters = kube.get("v1", "ConfigMap", ref["name"], gateway["metadata"]["namespace"]) or {}
+    return {key: yaml.safe_load(text) for key, text in (parameters.get("data") or {}).items()}
+
+
+def wait_serving(kube, name, namespace, revision, patches, timeout, parameters_written, deployed):
+    """Until Gateway namespace/name's current generation is Accepted and Programmed, istiod has rendered what was
+    asked for (`revision`, the parameters' `patches`) into Deployment `deployed`, and it has rolled out; return it.
+
+    Neither a ConfigMap change nor a label change (the revision) bumps the Gateway's generation, so its conditions
+    cannot say that istiod has re-rendered: the deployed objects are read until they reflect the patches. The
+    Deployment is read on every run (one GET, shared with the rollout check); the Service, HPA and PDB only when
+    the parameters were written (`parameters_written`).
+    """
+    where = "%s/%s" % (namespace, name)
+
+    def programmed():
+        gateway = kube.get(GATEWAY_API, "Gateway", name, namespace)
+        if gateway is None:
+            return (False, "the Gateway does not exist")
+        state = conditions(gateway)
+        return (state.get("Accepted") == "True" and state.get("Programmed") == "True", condition_detail(gateway))
+
+    try:
+        kube.wait("Gateway %s to be Accepted and Programmed by istiod" % where, programmed, timeout)
+    except K8sError as exc:
+        raise K8sError("%s (istiod of revision %s)" % (exc, revision))
+
+    def rendered_and_rolled_out():
+        deployment = kube.get("apps/v1", "Deployment", deployed, namespace)
+        if deployment is None:
+            return (False, "istiod has not deployed it yet")
+        live_revision = inventory_revision(deployment)
+        if live_revision != revision:
+            return (
+                False,
+                "on revision %s; the istiod of revision %s has not taken it over yet" % (live_revision, revision),
+            )
+        if not reflects(deployment, patches.get("deployment") or {}):
+            return (False, "istiod has not rendered the parameters into it yet")
+        return rollout_complete(deployment)
+
+    kube.wait(
+        "Deployment %s/%s, which istiod renders, to roll out" % (namespace, deployed), rendered_and_rolled_out, timeout
+    )
+    if parameters_written:
+        for key, (api_version, kind) in RENDERED_BY_PATCH.items():
+            if key in patches:
+                _wait_reflected(kube, api_version, kind, deployed, namespace, patches[key], timeout)
+    return kube.get("apps/v1", "Deployment", deployed, namespace)
+
+
+def _wait_reflected(kube, api_version, kind, name, namespace, patch, timeout):
+    def check():
+        live = kube.get(api_version, kind, name, namespace)
+        if live is None:
+            return (False, "istiod has not deployed it yet")
+        return (reflects(live, patch), "istiod has not rendered the parameters into it yet")
+
+    kube.wait("%s %s/%s to reflect the parameters" % (kind, namespace, name), check, timeout)

@@ -63,6 +63,16 @@ def service_summary(svc):
     }
 
 
+def service_report(kube, svc):
+    """A Service's summary with its address (the load balancer's, else the cluster IP) and endpoints by revision."""
+    if svc is None:
+        return None
+    summary = service_summary(svc)
+    summary["address"] = (summary["load_balancer"] or [summary["cluster_ip"]])[0]
+    summary["endpoints_by_revision"] = endpoints_by_revision(kube, summary["name"], svc["metadata"]["namespace"])
+    return summary
+
+
 def workload_status(kube, name, namespace):
     """The `deployment` and `service` keys of a module result."""
     return {
@@ -223,7 +233,8 @@ ISTIO_GATEWAY_CONTROLLER = "istio.io/gateway-controller"
 
 
 def find_gateway_api_gateways(kube, namespace=None, name=None):
-    """The Gateway API Gateways of Istio's GatewayClasses in a namespace or the cluster ([] without the CRDs)."""
+    """[(Gateway, [canary Gateways])] of Istio's GatewayClasses in a namespace or the cluster ([] without the
+    CRDs); a canary Gateway (gateway_canary's) is listed with its stable one."""
     if not kube.has_api(ownership.GATEWAY_API):
         return []
     istio_classes = {
@@ -231,32 +242,44 @@ def find_gateway_api_gateways(kube, namespace=None, name=None):
         for c in kube.list(ownership.GATEWAY_API, "GatewayClass")
         if c.get("spec", {}).get("controllerName") == ISTIO_GATEWAY_CONTROLLER
     }
-    return [
+    found = [
         g
         for g in kube.list(ownership.GATEWAY_API, "Gateway", namespace)
         if g.get("spec", {}).get("gatewayClassName") in istio_classes
-        and (name is None or g["metadata"]["name"] == name)
+    ]
+    canaries = {}
+    for gateway in found:
+        meta = gateway["metadata"]
+        stable = (meta.get("labels") or {}).get(L.CANARY_OF)
+        if stable:
+            canaries.setdefault((meta["namespace"], stable), []).append(gateway)
+    return [
+        (g, canaries.get((g["metadata"]["namespace"], g["metadata"]["name"]), []))
+        for g in found
+        if not (g["metadata"].get("labels") or {}).get(L.CANARY_OF) and name in (None, g["metadata"]["name"])
     ]
 
 
-def describe_gateway_api(kube, gateway):
+def describe_gateway_api(kube, gateway, canaries=()):
     """The facts gateway_info returns for a Gateway API gateway: those of every gateway, from what istiod deployed
-    for it, plus the Gateway's class, conditions, addresses and listeners."""
+    for it (and for its canary Gateways), plus the Gateway's class, conditions, addresses and listeners."""
     meta = gateway["metadata"]
     namespace = meta["namespace"]
-    deployed = {o["kind"]: o for o in ownership.deployed_objects(kube, gateway)}
-    dep, svc, hpa = deployed.get("Deployment"), deployed.get("Service"), deployed.get("HorizontalPodAutoscaler")
     selector = {ownership.GATEWAY_NAME_LABEL: meta["name"]}
-    deployments = []
-    if dep is not None:
-        deployments.append(dict(deployment_summary(dep), role="stable"))
-    services = []
-    if svc is not None:
-        summary = service_summary(svc)
-        summary["endpoints_by_revision"] = endpoints_by_revision(kube, svc["metadata"]["name"], namespace)
-        services.append(summary)
+    deployments, services, hpas = [], [], []
+    for role, each in [("stable", gateway)] + [("canary", c) for c in canaries]:
+        deployed = {o["kind"]: o for o in ownership.deployed_objects(kube, each)}
+        if deployed.get("Deployment") is not None:
+            deployments.append(dict(deployment_summary(deployed["Deployment"]), role=role))
+        if deployed.get("Service") is not None:
+            summary = service_summary(deployed["Service"])
+            summary["endpoints_by_revision"] = endpoints_by_revision(kube, summary["name"], namespace)
+            services.append(summary)
+        if deployed.get("HorizontalPodAutoscaler") is not None:
+            hpas.append(hpa_summary(deployed["HorizontalPodAutoscaler"]))
+    stable = [d for d in deployments if d["role"] == "stable"]
     status = gateway.get("status") or {}
-    revision = (meta.get("labels") or {}).get(L.REVISION) or (revision_of(dep) if dep else L.DEFAULT_REVISION)
+    revision = (meta.get("labels") or {}).get(L.REVISION) or (stable[0]["revision"] if stable else L.DEFAULT_REVISION)
     return {
         "name": meta["name"],
         "namespace": namespace,
@@ -267,7 +290,7 @@ def describe_gateway_api(kube, gateway):
         "deployments": deployments,
         "pods_by_revision": pods_by_revision(kube, namespace, selector),
         "services": services,
-        "hpa": [hpa_summary(hpa)] if hpa else [],
+        "hpa": hpas,
         "method": ownership.installed_by(gateway),
         "owner": owner_facts(gateway),
         "gateway_api": {
@@ -282,5 +305,6 @@ def describe_gateway_api(kube, gateway):
                 }
                 for listener in status.get("listeners") or []
             ],
+            "canaries": [c["metadata"]["name"] for c in canaries],
         },
     }

@@ -165,11 +165,16 @@ def deployed_objects(kube, gateway):
 
 
 def canary_objects(kube, name, namespace):
-    """Objects gateway_canary made for this gateway (Deployment, Service, HPA)."""
+    """Objects gateway_canary made for this gateway (Deployment, Service, HPA; a Gateway API gateway's canary
+    Gateway)."""
     selector = "%s=%s" % (L.CANARY_OF, name)
     found = []
     for api_version, kind in CANARY_KINDS:
         found += kube.list(api_version, kind, namespace, label_selector=selector)
+    try:
+        found += kube.list(GATEWAY_API, "Gateway", namespace, label_selector=selector)
+    except NotFound:  # no Gateway API CRDs
+        pass
     return found
 
 

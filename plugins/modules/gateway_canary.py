@@ -34,6 +34,15 @@ description:
   - O(state=absent) rolls back. The gateway Deployment gets its replica count (and HPA) back and is waited for,
     then the canary is deleted.
   - Everything is validated before anything is written; a failed check leaves the cluster unchanged.
+  - For a Kubernetes Gateway API gateway (O(name) names a Gateway, as M(istio_ops.gateways.istio_gateway) with
+    C(method=gateway_api) installs it), the canary is the external traffic shifting variant. Its pods are selected
+    by their own Gateway's name, so the canary is a second Gateway named O(canary_name) - the same class,
+    listeners and parameters, labelled with O(revision) - which istiod deploys with its own Service and address
+    (RV(services)). O(state=present) applies it and waits until it is Programmed and its Deployment serves on the
+    revision; the gateway itself is not touched. O(state=promoted) moves the gateway's own Gateway to the revision
+    (istiod re-renders it while the canary serves), waits for that, then removes the canary Gateway and waits for
+    the garbage collector. O(state=absent) removes the canary Gateway. O(weight), O(total_replicas),
+    O(stable_replicas) and O(canary_replicas) are refused for it, and O(mode) and O(manage_hpa) do not apply.
 author:
   - istio_ops maintainers (@istio-ops)
 extends_documentation_fragment:
@@ -231,6 +240,12 @@ RETURN = r"""
 changed:
   description: Whether anything was (or, in check mode, would be) written.
   returned: always
+  type: bool
+gateway_api:
+  description:
+    - True when the gateway is a Gateway API gateway. RV(stable) and RV(canary) then describe the Deployments istiod
+      deployed for the two Gateways, with C(gateway) (the Gateway's name) and C(gateway_revision).
+  returned: for Gateway API gateways
   type: bool
 state:
   description: The requested state.

@@ -366,3 +366,97 @@ def test_an_istio_api_gateway_and_a_gateway_api_gateway_never_share_a_name(ansib
     cleaned = ansible.module("gateway_cleanup", {"name": "gw", "namespace": other})
     assert cleaned["changed"] and cleaned["gateway"]["method"] == "gateway_api", cleaned
     assert kube.get("apps/v1", "Deployment", "gw-istio", other) is None
+
+
+# -- gateway_canary: a second Gateway on the new revision, with its own address ------------------------------
+def canary_args(namespace, testbed, state="present", **extra):
+    args = {
+        "name": "gw",
+        "namespace": namespace,
+        "revision": testbed.canary_revision,
+        "state": state,
+        "wait_timeout": 180,
+    }
+    args.update(extra)
+    return args
+
+
+def test_canary_gateway_promoted(ansible, kube, testbed, namespace_factory):
+    ns = namespace_factory("gc")
+    installed = ansible.module("istio_gateway", api_args(ns, replicas=2, autoscaling={"enabled": False}))
+    assert installed["changed"] and not installed.get("failed"), installed.get("msg")
+    stable_before = kube.get(GATEWAY_API, "Gateway", "gw", ns)
+
+    results = ansible.four_steps("gateway_canary", canary_args(ns, testbed))
+    assert [r["changed"] for r in results] == [True, True, False, False], [
+        r.get("msg") or r.get("actions") for r in results
+    ]
+    real = results[1]
+    assert real["gateway_api"] is True and real["mode"] == "external"
+    assert real["canary"]["name"] == "gw-canary-istio" and real["canary"]["revision"] == testbed.canary_revision
+    assert real["canary"]["ready_replicas"] == 2  # the stable's parameters: fixed 2 replicas
+    stable_address, canary_address = real["services"]["stable"]["address"], real["services"]["canary"]["address"]
+    assert stable_address == "gw-istio.%s.svc.cluster.local" % ns
+    assert canary_address == "gw-canary-istio.%s.svc.cluster.local" % ns
+    images = proxy_images(kube, ns, "gw-canary")
+    assert images and all(i.endswith(":" + testbed.canary_version) for i in images), images
+    # The stable Gateway is not touched while the canary runs.
+    assert (
+        kube.get(GATEWAY_API, "Gateway", "gw", ns)["metadata"]["resourceVersion"]
+        == (stable_before["metadata"]["resourceVersion"])
+    )
+    [info] = ansible.module("gateway_info", {"namespace": ns})["gateways"]
+    assert info["gateway_api"]["canaries"] == ["gw-canary"]
+    assert sorted((d["role"], d["revision"]) for d in info["deployments"]) == [
+        ("canary", testbed.canary_revision),
+        ("stable", "default"),
+    ]
+
+    promote = canary_args(ns, testbed, state="promoted")
+    check = ansible.module("gateway_canary", promote, check=True)
+    assert check["changed"] and kube.get(GATEWAY_API, "Gateway", "gw-canary", ns) is not None
+    canary_gateway = kube.get(GATEWAY_API, "Gateway", "gw-canary", ns)
+    promoted = ansible.module("gateway_canary", promote)
+    assert promoted["changed"] and not promoted.get("failed"), promoted.get("msg")
+    assert any("still names the old one" in w for w in promoted.get("warnings", [])), promoted.get("warnings")
+    assert kube.get(GATEWAY_API, "Gateway", "gw-canary", ns) is None
+    assert ownership.deployed_objects(kube, canary_gateway) == []  # waited for the garbage collector
+    images = proxy_images(kube, ns)
+    assert images and all(i.endswith(":" + testbed.canary_version) for i in images), images
+    assert ansible.module("gateway_canary", promote)["changed"] is False
+    # The istio_gateway task with the new revision agrees with the promoted gateway: nothing to change.
+    agreed = ansible.module(
+        "istio_gateway", api_args(ns, replicas=2, autoscaling={"enabled": False}, revision=testbed.canary_revision)
+    )
+    assert agreed["changed"] is False, agreed.get("objects")
+
+
+def test_canary_gateway_rolled_back_and_refusals(ansible, kube, testbed, namespace_factory):
+    ns = namespace_factory("gr")
+    assert not ansible.module("istio_gateway", api_args(ns, replicas=1, autoscaling={"enabled": False})).get("failed")
+    stable_before = kube.get(GATEWAY_API, "Gateway", "gw", ns)
+    failed_with(
+        ansible.module("gateway_canary", canary_args(ns, testbed, weight=10)),
+        "weight: a Gateway API gateway's canary has its own address",
+    )
+    kube.apply(hand_made_gateway("taken", ns), field_manager="kubectl")
+    failed_with(
+        ansible.module("gateway_canary", canary_args(ns, testbed, canary_name="taken")),
+        "Gateway %s/taken is not this collection's" % ns,
+    )
+    started = ansible.module("gateway_canary", canary_args(ns, testbed))
+    assert started["changed"] and not started.get("failed"), started.get("msg")
+    canary_gateway = kube.get(GATEWAY_API, "Gateway", "gw-canary", ns)
+    rolled_back = ansible.module("gateway_canary", canary_args(ns, testbed, state="absent"))
+    assert rolled_back["changed"] and not rolled_back.get("failed"), rolled_back.get("msg")
+    assert ownership.deployed_objects(kube, canary_gateway) == []
+    assert (
+        kube.get(GATEWAY_API, "Gateway", "gw", ns)["metadata"]["resourceVersion"]
+        == (stable_before["metadata"]["resourceVersion"])
+    )
+    assert ansible.module("gateway_canary", canary_args(ns, testbed, state="absent"))["changed"] is False
+    # A hand-made Gateway API gateway is refused unless adopted.
+    failed_with(
+        ansible.module("gateway_canary", dict(canary_args(ns, testbed), name="taken")),
+        "Gateway %s/taken is not this collection's" % ns,
+    )
