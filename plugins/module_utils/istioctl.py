@@ -250,6 +250,14 @@ class Istioctl(Binary):
         env = {name: os.environ.get(name) for name in _RENDER_ENV}
         return self.cache.key("manifest generate --cluster-specific", self._identity(), iop, server, env)
 
+    def tag_generate(self, tag, revision, istio_namespace):
+        """The webhook configurations `istioctl tag set TAG --revision REVISION --overwrite` would apply, as dicts
+        (generate writes nothing; --overwrite lets it render a tag that exists already)."""
+        out = self.run(
+            ["tag", "generate", tag, "--revision", revision, "--overwrite", "--istioNamespace", istio_namespace]
+        )
+        return [doc for doc in yaml.safe_load_all(out) if doc]
+
     def install(self, iop_path, wait_timeout=None):
         args = ["install", "-y", "-f", iop_path]
         if wait_timeout:
