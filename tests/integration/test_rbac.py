@@ -235,3 +235,49 @@ def test_manifest_method_needs_only_the_two_roles_and_helm_the_optional_third(an
     finally:
         kube.delete("v1", "Namespace", namespace)
         kube.wait_deleted([("v1", "Namespace", namespace, None)], 120)
+
+
+def test_gateway_api_method_needs_the_optional_gateway_api_role(ansible, kube, testbed, rbac):
+    """method gateway_api fails naming the Gateway write the two roles do not grant, writes nothing, and installs,
+    converges, is read by gateway_info and is removed once istio-ops-gateways-gateway-api is bound (docs/rbac.md)."""
+    namespace = "rbac-g-%s" % uuid.uuid4().hex[:6]
+    args = dict(
+        rbac,
+        name="rbac-api",
+        namespace=namespace,
+        method="gateway_api",
+        listeners=[{"name": "http", "port": 80, "protocol": "HTTP"}],
+        service={"type": "ClusterIP"},
+        replicas=1,
+        autoscaling={"enabled": False},
+        wait_timeout=180,
+    )
+    try:
+        kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        refused = ansible.module("istio_gateway", args, env=NO_KUBECONFIG)
+        assert refused.get("failed"), "the two roles grant no ConfigMap or Gateway API writes"
+        assert 'cannot get resource "configmaps"' in refused["msg"] and "docs/rbac.md" in refused["msg"], refused["msg"]
+        assert kube.get("gateway.networking.k8s.io/v1", "Gateway", "rbac-api", namespace) is None
+        kube.apply(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "istio-ops-gateways-gateway-api", "namespace": namespace},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "istio-ops-gateways-gateway-api",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": SA_NAME, "namespace": SA_NAMESPACE}],
+            }
+        )
+        installed = ansible.module("istio_gateway", args, env=NO_KUBECONFIG)
+        assert installed["changed"] and not installed.get("failed"), installed.get("msg")
+        assert ansible.module("istio_gateway", args, env=NO_KUBECONFIG)["changed"] is False
+        info = ansible.module("gateway_info", dict(rbac, namespace=namespace), env=NO_KUBECONFIG)
+        assert [g["method"] for g in info["gateways"]] == ["gateway_api"], info
+        removed = ansible.module("istio_gateway", dict(args, state="absent"), env=NO_KUBECONFIG)
+        assert removed["changed"] and not removed.get("failed"), removed.get("msg")
+    finally:
+        kube.delete("v1", "Namespace", namespace)
+        kube.wait_deleted([("v1", "Namespace", namespace, None)], 120)
