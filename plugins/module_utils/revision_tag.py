@@ -79,7 +79,8 @@ def check_inputs(params):
         )
         if e
     ]
-    if params.get("revision") and params["revision"] == params["name"]:
+    # The default tag may point at the revision named default; any other tag of a revision's own name is a loop.
+    if params.get("revision") == params["name"] != L.DEFAULT_REVISION:
         errors.append("revision: %r is the tag's own name; a tag points at another revision" % params["revision"])
     if errors:
         raise InputError("; ".join(errors))

@@ -152,6 +152,17 @@ def without_istioctl(args):
     return {k: v for k, v in args.items() if k != "binary_path"}
 
 
+HTTP_LISTENER = {"name": "http", "port": 80, "protocol": "HTTP"}
+
+
+def gateway_api(c, **extra):
+    """istio_gateway args for a new Gateway API gateway in the empty namespace."""
+    args = without_istioctl(gw(c, method="gateway_api", listeners=[HTTP_LISTENER], service={"type": "ClusterIP"}))
+    args.pop("labels")
+    args.update(extra)
+    return args
+
+
 def canary(c, **extra):
     args = {"name": GW, "namespace": c["gw_ns"], "revision": c["revision"], "wait_timeout": 60}
     args.update(extra)
@@ -237,7 +248,7 @@ CASES = [
         "gw-method-invalid",
         "istio_gateway",
         lambda c: gw(c, method="kustomize"),
-        ["method must be one of: istioctl, helm, manifest, got: kustomize"],
+        ["method must be one of: istioctl, helm, manifest, gateway_api, got: kustomize"],
         BARE,
     ),
     Case(
@@ -294,6 +305,91 @@ CASES = [
         "istio_gateway",
         lambda c: gw(c, method="manifest"),
         ["binary_path: names istioctl, which method manifest does not run; drop it"],
+        BARE,
+    ),
+    Case(
+        "gw-api-duplicate-listener",
+        "istio_gateway",
+        lambda c: gateway_api(c, listeners=[HTTP_LISTENER, dict(HTTP_LISTENER, port=8080)]),
+        ["listeners[1].name: 'http' is used by another listener; listener names must be unique"],
+        BARE,
+    ),
+    Case(
+        "gw-api-https-without-certificate",
+        "istio_gateway",
+        lambda c: gateway_api(c, listeners=[{"name": "https", "port": 443, "protocol": "HTTPS", "tls": {}}]),
+        ["listeners[0].tls.certificateRefs: mode Terminate needs the Secret with the certificate"],
+        BARE,
+    ),
+    Case(
+        "gw-api-certificate-missing",
+        "istio_gateway",
+        lambda c: gateway_api(
+            c,
+            listeners=[
+                {"name": "https", "port": 443, "protocol": "HTTPS", "tls": {"certificateRefs": [{"name": "nope"}]}}
+            ],
+        ),
+        ["listeners[0].tls.certificateRefs[0]: Secret 'nope' does not exist", "missing_secret: warn"],
+        BARE,
+    ),
+    Case(
+        "gw-api-certificate-elsewhere",
+        "istio_gateway",
+        lambda c: gateway_api(
+            c,
+            listeners=[
+                {
+                    "name": "https",
+                    "port": 443,
+                    "protocol": "HTTPS",
+                    "tls": {"certificateRefs": [{"name": "cert", "namespace": "istio-system"}]},
+                }
+            ],
+        ),
+        ["certificateRefs[0].namespace: 'istio-system'; the gateway's certificates stay in its own namespace"],
+        BARE,
+    ),
+    Case(
+        "gw-api-selector-labels",
+        "istio_gateway",
+        lambda c: dict(gateway_api(c), labels={"istio": "x"}),
+        ["labels: select an istio-API gateway's pods", "infrastructure.labels"],
+        BARE,
+    ),
+    Case(
+        "gw-api-class-missing",
+        "istio_gateway",
+        lambda c: gateway_api(c, gateway_class="nope"),
+        ["gateway_class: GatewayClass 'nope' does not exist"],
+        BARE,
+    ),
+    Case(
+        "gw-listeners-for-istioctl",
+        "istio_gateway",
+        lambda c: gw(c, listeners=[HTTP_LISTENER]),
+        ["listeners: applies to method gateway_api only, not istioctl"],
+        BARE,
+    ),
+    Case(
+        "tag-name-is-a-revision",
+        "revision_tag",
+        lambda c: {"name": c["revision"], "revision": "default", "binary_path": c["istioctl"]},
+        ["is a revision, not a tag; give the tag another name"],
+        BARE,
+    ),
+    Case(
+        "tag-revision-missing",
+        "revision_tag",
+        lambda c: {"name": "t-bad", "revision": "9-99", "binary_path": c["istioctl"]},
+        ["revision: no control plane of revision '9-99'", "installed revisions"],
+        BARE,
+    ),
+    Case(
+        "tag-made-by-istioctl",
+        "revision_tag",
+        lambda c: {"name": "default", "revision": "default", "binary_path": c["istioctl"]},
+        ["MutatingWebhookConfiguration istio-revision-tag-default is not this collection's", "adopt: true"],
         BARE,
     ),
     Case(

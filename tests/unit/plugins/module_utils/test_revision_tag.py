@@ -41,3 +41,7 @@ def test_only_the_collections_marks_for_this_tag_make_a_tag_its_own():
 def test_bad_input_names_the_option(params, expected):
     with pytest.raises(InputError, match=expected.replace(".", r"\.").replace("(", r"\(")):
         revision_tag.check_inputs(dict(params, istio_namespace="istio-system"))
+
+
+def test_the_default_tag_may_point_at_the_revision_named_default():
+    revision_tag.check_inputs({"name": "default", "revision": "default", "istio_namespace": "istio-system"})
