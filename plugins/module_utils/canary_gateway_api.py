@@ -49,9 +49,12 @@ def canary_gateway(stable, canary_name, revision):
 
 
 def revision_patch(revision):
-    """The merge patch that moves a Gateway (and what istiod deploys for it) to `revision`."""
-    value = None if revision == L.DEFAULT_REVISION else revision
-    return {"metadata": {"labels": {L.REVISION: value}}, "spec": {"infrastructure": {"labels": {L.REVISION: value}}}}
+    """The merge patch that moves a Gateway (and what istiod deploys for it) to `revision` (`default` included, as
+    istio_gateway renders it)."""
+    return {
+        "metadata": {"labels": {L.REVISION: revision}},
+        "spec": {"infrastructure": {"labels": {L.REVISION: revision}}},
+    }
 
 
 def gateway_revision(gateway):

@@ -267,12 +267,13 @@ def render_gateway_api(params):
     # Always set: without them istiod copies the Gateway's own labels (the collection's marks) and annotations
     # onto everything it deploys.
     infra_labels = dict(infrastructure.get("labels") or {})
-    if params.get("revision"):
-        # On what istiod deploys too, as every method's pods carry it (gateway_info, canary and tags read it).
-        infra_labels[L.REVISION] = params["revision"]
-    gateway_labels = dict(marks)
-    if params.get("revision"):
-        gateway_labels[L.REVISION] = params["revision"]
+    # The revision always, `default` too: on the Gateway it picks the istiod (the label wins over a namespace's),
+    # and the collection's server-side apply then owns it, so a revision another writer set (gateway_canary's
+    # promotion) goes back to what the options say. On what istiod deploys too, as every method's pods carry it
+    # (gateway_info, canary and tags read it).
+    revision = params.get("revision") or L.DEFAULT_REVISION
+    infra_labels[L.REVISION] = revision
+    gateway_labels = dict(marks, **{L.REVISION: revision})
     service = params.get("service") or {}
     annotations = {SERVICE_TYPE_ANNOTATION: service.get("type") or CHART_SERVICE_TYPE[kind]}
     spec = {
