@@ -85,15 +85,16 @@ def wait_attached(kube, name, namespace, expected):
     kube.wait("the routes of Gateway %s/%s to attach as %s" % (namespace, name, expected), counted, 90)
 
 
-def wait_refused(kube, name, namespace):
-    """Until the route's status says no listener allows its namespace."""
+def wait_route_condition(kube, name, namespace, condition, reason):
+    """Until the route's status has `condition` for the reason `reason`, e.g. Accepted for NotAllowedByListeners
+    (no listener allows the route's namespace)."""
 
-    def refused():
+    def reported():
         parents = (kube.get(GATEWAY_API, "HTTPRoute", name, namespace).get("status") or {}).get("parents") or []
-        reasons = {c["reason"] for p in parents for c in p.get("conditions") or [] if c["type"] == "Accepted"}
-        return ("NotAllowedByListeners" in reasons, reasons)
+        reasons = {c["reason"] for p in parents for c in p.get("conditions") or [] if c["type"] == condition}
+        return (reason in reasons, reasons)
 
-    kube.wait("HTTPRoute %s/%s to be refused" % (namespace, name), refused, 90)
+    kube.wait("HTTPRoute %s/%s to say %s: %s" % (namespace, name, condition, reason), reported, 90)
 
 
 def test_shared_gateway_delegates_routes_to_the_listed_namespaces_without_writing_to_them(
@@ -151,7 +152,30 @@ def test_shared_gateway_delegates_routes_to_the_listed_namespaces_without_writin
     redirect["spec"]["rules"] = [{"filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https"}}]}]
     write_route(kube, redirect, field_manager="platform-team")
     wait_attached(kube, "shared", ns, {"http-wildcard-example-com": 1, "https-wildcard-example-com": 2})
-    wait_refused(kube, "web", other)
+    wait_route_condition(kube, "web", other, "Accepted", "NotAllowedByListeners")
+
+    # docs/topologies.md's ReferenceGrant: a route to a Service in another namespace, allowed by that namespace's team.
+    catalog = namespace_factory("catalog")
+    make_namespace(kube, catalog)
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "catalog", "namespace": catalog}}
+    service["spec"] = {"ports": [{"port": 8080}], "selector": {"app": "catalog"}}
+    kube.create(service)
+    to_catalog = http_route(shop, "shared", ns, name="catalog", hostnames=["catalog.example.com"])
+    to_catalog["spec"]["rules"] = [{"backendRefs": [{"name": "catalog", "namespace": catalog, "port": 8080}]}]
+    write_route(kube, to_catalog)
+    wait_route_condition(kube, "catalog", shop, "ResolvedRefs", "RefNotPermitted")
+    grant = {
+        "apiVersion": "gateway.networking.k8s.io/v1beta1",
+        "kind": "ReferenceGrant",
+        "metadata": {"name": "shop-routes", "namespace": catalog},
+        "spec": {
+            "from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": shop}],
+            "to": [{"group": "", "kind": "Service", "name": "catalog"}],
+        },
+    }
+    kube.apply(grant, field_manager="catalog-team")
+    wait_route_condition(kube, "catalog", shop, "ResolvedRefs", "ResolvedRefs")
+    wait_attached(kube, "shared", ns, {"http-wildcard-example-com": 1, "https-wildcard-example-com": 3})
 
 
 def test_shared_gateway_selects_labelled_namespaces_or_all_when_none_are_listed(
@@ -225,7 +249,7 @@ def test_dedicated_gateways_accept_only_their_own_namespaces_routes(ansible, kub
     write_route(kube, http_route(api, "web", web, name="to-web", hostnames=["web.example.com"]))
     wait_attached(kube, "web", web, {"http-web-example-com": 1, "https-web-example-com": 1})
     wait_attached(kube, api + "-gateway", api, {"http": 1})
-    wait_refused(kube, "to-web", api)
+    wait_route_condition(kube, "to-web", api, "Accepted", "NotAllowedByListeners")
 
 
 @pytest.mark.parametrize(
