@@ -87,6 +87,29 @@ class AnsibleRunner:
         result["_raw"] = raw
         return result
 
+    def role(self, name, role_vars, check=False, diff=False, env=None):
+        """Run one of the collection's roles as users include it; return the run's outcome: `failed` and `msg` (of
+        the first failed task), `changed` (any task changed something) and `tasks` (each task's result by name,
+        a loop's results under `results`)."""
+        task = {"name": "role under test", "ansible.builtin.include_role": {"name": "istio_ops.gateways." + name}}
+        task["vars"] = role_vars
+        play = [{"hosts": "localhost", "gather_facts": False, "diff": diff, "tasks": [task]}]
+        rc, parsed, raw = self.playbook(yaml.safe_dump(play), env=env, check=check)
+        if parsed is None:
+            raise AssertionError("ansible-playbook produced no JSON (rc=%s):\n%s" % (rc, raw[-4000:]))
+        # By the name the role gives them, without the "<collection>.<role> : " Ansible puts before it.
+        tasks = {task["name"].split(" : ", 1)[-1]: task["hosts"]["localhost"] for task in parsed["tasks"]}
+        failed = [result for result in tasks.values() if result.get("failed")]
+        # A loop's failure says "One or more items failed": its failed items say why.
+        reasons = [item.get("msg") for item in (failed[0].get("results") or []) if item.get("failed")] if failed else []
+        return {
+            "failed": rc != 0,
+            "msg": "; ".join(reasons) or failed[0].get("msg") if failed else (raw[-4000:] if rc else None),
+            "changed": parsed["stats"]["localhost"]["changed"] > 0,
+            "tasks": tasks,
+            "_raw": raw,
+        }
+
     def four_steps(self, name, args):
         """Check mode, real, check again, real again: the results, for the changed/changed/not/not pattern."""
         return [

@@ -35,10 +35,28 @@ class AuditLog(object):
 
 
 def four_steps_writing_nothing_when_converged(ansible, audit, args):
-    """check, real, check, real; the two converged runs must make no write request at all."""
-    results = [ansible.module("istio_gateway", args, check=True, diff=True), ansible.module("istio_gateway", args)]
+    """check, real, check, real of istio_gateway; the two converged runs must make no write request at all."""
+
+    def run(check):
+        return ansible.module("istio_gateway", args, check=check, diff=check)
+
+    return _four_steps(run, audit, [args["namespace"]])
+
+
+def four_role_runs_writing_nothing_when_converged(ansible, audit, role, role_vars, namespaces):
+    """check, real, check, real of a role; the two converged runs must write nothing into `namespaces`."""
+
+    def run(check):
+        return ansible.role(role, role_vars, check=check, diff=check)
+
+    return _four_steps(run, audit, namespaces)
+
+
+def _four_steps(run, audit, namespaces):
+    results = [run(True), run(False)]
     offset = audit.mark()
-    results += [ansible.module("istio_gateway", args, check=True, diff=True), ansible.module("istio_gateway", args)]
+    results += [run(True), run(False)]
     assert_four_steps(results)
-    assert audit.writes_since(offset, args["namespace"]) == [], "converged runs wrote"
+    for namespace in namespaces:
+        assert audit.writes_since(offset, namespace) == [], "converged runs wrote into %s" % namespace
     return results
