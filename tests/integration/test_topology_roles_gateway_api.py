@@ -232,7 +232,7 @@ def test_dedicated_gateways_accept_only_their_own_namespaces_routes(ansible, kub
     assert all(run["tasks"][DEDICATED_CONFIG].get("skipped") for run in (check, real))
 
     web_gateway, web_deployment = assert_programmed_and_ready(kube, "web", web)
-    api_gateway, _ = assert_programmed_and_ready(kube, api + "-gateway", api)
+    api_gateway = assert_programmed_and_ready(kube, api + "-gateway", api)[0]
     assert web_deployment["metadata"]["labels"]["team"] == "web"
     assert kube.get("v1", "Service", "web-istio", web)["spec"]["type"] == "ClusterIP"
     assert kube.get("v1", "Service", api + "-gateway-istio", api)["spec"]["type"] == "NodePort"
