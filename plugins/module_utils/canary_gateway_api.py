@@ -61,6 +61,12 @@ def gateway_revision(gateway):
     return ((gateway or {}).get("metadata", {}).get("labels") or {}).get(L.REVISION) or L.DEFAULT_REVISION
 
 
+def attached_routes(gateway):
+    return sum(
+        listener.get("attachedRoutes") or 0 for listener in ((gateway or {}).get("status") or {}).get("listeners") or []
+    )
+
+
 def deployed_name(gateway):
     return "%s-%s" % (gateway["metadata"]["name"], gateway["spec"]["gatewayClassName"])
 
@@ -99,7 +105,9 @@ class GatewayApiCanary(object):
                 "gateway_canary moves a gateway's revision, and the collection did not install this Gateway",
                 "install it with istio_ops.gateways.istio_gateway method gateway_api, or set adopt: true",
             )
-        if self.canary is not None and (self.canary["metadata"].get("labels") or {}).get(L.CANARY_OF) != p["name"]:
+        canary_labels = (self.canary or {}).get("metadata", {}).get("labels") or {}
+        mine = canary_labels.get(L.CANARY_OF) == p["name"] and canary_labels.get(L.MANAGED_BY) == L.MANAGED_BY_VALUE
+        if self.canary is not None and not mine:
             raise owners.refuse(
                 self.canary,
                 "it has the canary's name (canary_name %r) and the canary would be written over it" % self.canary_name,
@@ -120,6 +128,11 @@ class GatewayApiCanary(object):
 
     def _preflight_present(self):
         p = self.params
+        errors = install_gateway_api.deployed_name_errors(
+            "canary_name", self.canary_name, self.stable["spec"]["gatewayClassName"]
+        )
+        if errors:
+            raise InputError("; ".join(errors))
         if gateway_revision(self.stable) == p["revision"]:
             raise InputError(
                 "revision: the gateway %r already runs revision %r; a canary needs another revision"
@@ -145,6 +158,18 @@ class GatewayApiCanary(object):
         self.canary = self.manager._apply(desired, self.canary, "apply canary Gateway")
         if p["wait"] and not self.manager.check_mode:
             self._wait(self.canary, p["revision"])
+            self._warn_unrouted()
+
+    def _warn_unrouted(self):
+        """Routes attach to a Gateway by name: the stable's do not reach the canary until their owners add it."""
+        canary = self.kube.get(GATEWAY_API, "Gateway", self.canary_name, self.ns) or {}
+        stable_routes, canary_routes = attached_routes(self.stable), attached_routes(canary)
+        if stable_routes and not canary_routes:
+            self.manager.module.warn(
+                "canary Gateway %s/%s serves no route (the gateway's listeners hold %d): routes attach by parentRefs, "
+                "so its address answers 404 until the routes' owners add a parentRef to %s; shift no traffic to it "
+                "before then" % (self.ns, self.canary_name, stable_routes, self.canary_name)
+            )
 
     def _promote(self):
         p = self.params
@@ -248,6 +273,8 @@ class GatewayApiCanary(object):
                     "effective_weight": round(100.0 * ready["canary"] / total, 1) if total else None,
                 },
                 "endpoints_by_revision": (services["stable"] or {}).get("endpoints_by_revision") or {},
+                # Routes attach to each Gateway by name: a canary without any serves nothing yet.
+                "attached_routes": {side: attached_routes(gateway) for side, gateway in sides.items()},
                 "hpa": hpas,
                 "services": services,
                 "actions": manager.actions,

@@ -59,6 +59,7 @@ PROTOCOLS = ("HTTP", "HTTPS", "TLS", "TCP")
 TLS_MODES = ("Terminate", "Passthrough")
 ROUTES_FROM = ("All", "Same", "Selector")
 MAX_LISTENERS = 64
+MAX_INFRASTRUCTURE_ENTRIES = 8
 # The deployed objects the parameters patch, besides the Deployment: {parameters key: kind}.
 RENDERED_BY_PATCH = {
     "service": ("v1", "Service"),
@@ -227,6 +228,7 @@ def option_errors(params):
     class_error = validate.dns1123_label("gateway_class", params.get("gateway_class") or DEFAULT_CLASS)
     if class_error:
         errors.append(class_error)
+    errors += deployed_name_errors("name", params["name"], params.get("gateway_class") or DEFAULT_CLASS)
     if params.get("labels"):
         errors.append(
             "labels: select an istio-API gateway's pods; istiod selects a Gateway API gateway's pods by %s itself. "
@@ -240,8 +242,19 @@ def option_errors(params):
     infrastructure = params.get("infrastructure") or {}
     for key in ("labels", "annotations"):
         mapping = infrastructure.get(key) or {}
-        if len(mapping) > 8:
-            errors.append("infrastructure.%s: %d entries; the Gateway API allows at most 8" % (key, len(mapping)))
+        # The Gateway API allows 8; the collection adds istio.io/rev to the labels itself.
+        most = MAX_INFRASTRUCTURE_ENTRIES - (1 if key == "labels" else 0)
+        if len(mapping) > most:
+            errors.append(
+                "infrastructure.%s: %d entries; at most %d (the Gateway API allows %d%s)"
+                % (
+                    key,
+                    len(mapping),
+                    most,
+                    MAX_INFRASTRUCTURE_ENTRIES,
+                    ", and the module adds istio.io/rev" if key == "labels" else "",
+                )
+            )
         reserved = sorted(
             k for k in mapping if k.startswith(_RESERVED_LABEL_PREFIXES) or (key == "labels" and k in _mark_keys())
         )
@@ -251,7 +264,23 @@ def option_errors(params):
                 "onto what it deploys (or drop); use other keys" % (key, ", ".join(reserved))
             )
     errors += validate.labels("infrastructure.labels", infrastructure.get("labels"), allow_empty=True)
+    errors += [
+        e
+        for e in (validate.label_key("infrastructure.annotations", k) for k in infrastructure.get("annotations") or {})
+        if e
+    ]
     return errors
+
+
+def deployed_name_errors(option, name, gateway_class):
+    """istiod names the Deployment, Service and ServiceAccount `<name>-<class>`: a Service name, 63 at most."""
+    deployed = "%s-%s" % (name, gateway_class)
+    if len(deployed) <= 63:
+        return []
+    return [
+        "%s: istiod would name this gateway's Service %r (<name>-<gateway_class>), %d characters, and a Service name "
+        "has at most 63; shorten %s or gateway_class" % (option, deployed, len(deployed), option)
+    ]
 
 
 def _mark_keys():
@@ -468,7 +497,16 @@ class GatewayApiMethod(InstallMethod):
         p = self.params
         name, namespace = p["name"], p["namespace"]
         ours = self.kube.get(GATEWAY_API, "Gateway", name, namespace)
-        if ours is not None and self.owns(ours) and ours["spec"].get("gatewayClassName") == p["gateway_class"]:
+        if ours is not None and self.owns(ours):
+            live_class = ours["spec"].get("gatewayClassName")
+            if live_class != p["gateway_class"]:
+                # istiod never deletes what it rendered, and what it rendered under the old class stays owned by
+                # the live Gateway: it would keep serving beside the new objects.
+                raise InputError(
+                    "gateway_class: %s/%s is installed with class %r; changing it in place would leave istiod's %s-%s "
+                    "objects running beside the new ones. Remove the gateway first (state: absent), or install the "
+                    "new class under another name" % (namespace, name, live_class, name, live_class)
+                )
             # Installed already under the same name and class: nothing new is named (one GET on converged runs).
             return
         existing = self.kube.get("apps/v1", "Deployment", name, namespace)

@@ -36,6 +36,7 @@ DEPLOYED_KINDS = (
     ("v1", "ServiceAccount"),
     ("apps/v1", "Deployment"),
 )
+MANAGED_SELECTOR = "%s=%s" % (L.MANAGED_BY, L.MANAGED_BY_VALUE)
 # The label istiod's deployment controller puts on everything it deploys for a Gateway.
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 # Kinds gateway_canary creates for a canary.
@@ -172,7 +173,8 @@ def canary_objects(kube, name, namespace):
     for api_version, kind in CANARY_KINDS:
         found += kube.list(api_version, kind, namespace, label_selector=selector)
     try:
-        found += kube.list(GATEWAY_API, "Gateway", namespace, label_selector=selector)
+        # gateway_canary's own: a Gateway carrying canary-of alone (made by hand) is not the collection's.
+        found += kube.list(GATEWAY_API, "Gateway", namespace, label_selector=selector + "," + MANAGED_SELECTOR)
     except NotFound:  # no Gateway API CRDs
         pass
     return found

@@ -79,6 +79,12 @@ def check_inputs(params):
         )
         if e
     ]
+    # istioctl tag generate names a Service istiod-revision-tag-<tag>: 63 characters at most.
+    if params["name"] and len("istiod-revision-tag-" + params["name"]) > 63:
+        errors.append(
+            "name: %r is %d characters; a tag has at most 43 (its Service is istiod-revision-tag-<tag>)"
+            % (params["name"], len(params["name"]))
+        )
     # The default tag may point at the revision named default; any other tag of a revision's own name is a loop.
     if params.get("revision") == params["name"] != L.DEFAULT_REVISION:
         errors.append("revision: %r is the tag's own name; a tag points at another revision" % params["revision"])

@@ -92,7 +92,7 @@ def test_every_listener_error_is_reported_at_once():
         (dict(service=service(ports=[{"name": "http", "port": 80}])), "service.ports: a Gateway API gateway's"),
         (dict(infrastructure={"labels": {L.INSTALLED_BY: "manifest"}}), "infrastructure.labels: %s" % L.INSTALLED_BY),
         (dict(infrastructure={"labels": {"gateway.networking.k8s.io/x": "y"}}), "the Gateway API's own keys"),
-        (dict(infrastructure={"annotations": {"k%d" % i: "v" for i in range(9)}}), "9 entries; the Gateway API"),
+        (dict(infrastructure={"annotations": {"k%d" % i: "v" for i in range(9)}}), "9 entries; at most 8"),
         (dict(infrastructure={"labels": {"team": "a b"}}), "infrastructure.labels: value 'a b'"),
         (dict(gateway_class="Istio"), "gateway_class: 'Istio' is not a valid name"),
         (dict(values={"gateways": {}}), "values: IstioOperator settings apply to method istioctl only"),
@@ -245,3 +245,17 @@ def test_conditions_of_an_older_generation_do_not_count():
 )
 def test_reflects_reads_a_patch_as_istiod_applies_it(live, patch, expected):
     assert install_gateway_api.reflects(live, patch) is expected
+
+
+def test_names_istiod_would_make_too_long_are_refused_before_any_write():
+    message = errors_of(name="g" * 58)
+    assert "name: istiod would name this gateway's Service %r" % ("g" * 58 + "-istio") in message
+    assert "64 characters" in message and "shorten name or gateway_class" in message
+
+
+def test_infrastructure_leaves_room_for_the_revision_label_and_checks_annotation_keys():
+    labels = {"k%d" % i: "v" for i in range(8)}
+    assert "infrastructure.labels: 8 entries; at most 7" in errors_of(infrastructure={"labels": labels})
+    assert "infrastructure.annotations: label key 'bad key'" in errors_of(
+        infrastructure={"annotations": {"bad key": "x"}}
+    )

@@ -45,3 +45,9 @@ def test_bad_input_names_the_option(params, expected):
 
 def test_the_default_tag_may_point_at_the_revision_named_default():
     revision_tag.check_inputs({"name": "default", "revision": "default", "istio_namespace": "istio-system"})
+
+
+def test_a_tag_whose_service_name_would_be_too_long_is_refused():
+    with pytest.raises(InputError, match="a tag has at most 43"):
+        revision_tag.check_inputs({"name": "t" * 44, "revision": "1-31", "istio_namespace": "istio-system"})
+    revision_tag.check_inputs({"name": "t" * 43, "revision": "1-31", "istio_namespace": "istio-system"})
