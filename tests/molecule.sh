@@ -5,7 +5,10 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 if [ -z "${KUBECONFIG:-}" ]; then
   echo ">> starting (or reusing) the local test bed for Molecule"
-  .venv/bin/python -m tests.testbed.testbed up
+  .venv/bin/python -m tests.testbed.testbed up --user $$
+  # Stopped at the end when this run started it and no test session uses it, unless TESTBED_KEEP=1 (a failed
+  # release must not fail a run whose scenarios passed).
+  trap '.venv/bin/python -m tests.testbed.testbed release --user $$ $([ "${TESTBED_KEEP:-}" = 1 ] && echo --keep) || true' EXIT
   eval "$(.venv/bin/python -m tests.testbed.testbed env)"
 fi
 export KUBECONFIG ISTIOCTL ISTIOCTL_CANARY TESTBED_CANARY_REVISION

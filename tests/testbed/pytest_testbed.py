@@ -77,10 +77,11 @@ def _keep():
     return os.environ.get("TESTBED_KEEP") == "1"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def testbed_fleet(testbed):
     """One Testbed per fleet cluster that is up, cluster-1..FLEET_SIZE at least (`name`, `kubeconfig`,
-    `server`, ...). Clusters this run started are stopped at the end, unless TESTBED_KEEP=1."""
+    `server`, ...). Clusters this module started are stopped at its end, unless TESTBED_KEEP=1: idle, each
+    cluster's API server alone costs a tenth of a core, which the suites running beside it need."""
     if testbed.bin_dir is None:
         pytest.skip("a fleet needs the local test bed (TESTBED_KUBECONFIG points elsewhere)")
     user = str(os.getpid())
