@@ -67,8 +67,7 @@ def attached_routes(gateway):
     )
 
 
-def deployed_name(gateway):
-    return "%s-%s" % (gateway["metadata"]["name"], gateway["spec"]["gatewayClassName"])
+deployed_name = install_gateway_api.deployed_name_of
 
 
 class GatewayApiCanary(object):
@@ -237,11 +236,8 @@ class GatewayApiCanary(object):
         sides = {"stable": self.stable, "canary": self.canary}
         deployments, services, hpas, ready = {}, {}, {}, {}
         for side, gateway in sides.items():
-            name = (
-                deployed_name(gateway)
-                if gateway
-                else "%s-%s" % (self.canary_name, self.stable["spec"]["gatewayClassName"])
-            )
+            missing = {"name": self.canary_name, "gateway_class": self.stable["spec"]["gatewayClassName"]}
+            name = deployed_name(gateway) if gateway else install_gateway_api.deployed_name(missing)
             deployment = self.kube.get("apps/v1", "Deployment", name, self.ns) if gateway else None
             summary = inventory.deployment_summary(deployment) or dict(
                 dict.fromkeys(("replicas", "ready_replicas", "available_replicas", "updated_replicas"), 0),

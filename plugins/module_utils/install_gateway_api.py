@@ -19,8 +19,8 @@ what it deploys, and waits until the Gateway is Accepted and Programmed and its 
 
 import re
 
+from ansible_collections.istio_ops.gateways.plugins.module_utils import inventory, owners, ownership, validate
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
-from ansible_collections.istio_ops.gateways.plugins.module_utils import owners, ownership, validate
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import InputError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.gateway_config import secret_problem
 from ansible_collections.istio_ops.gateways.plugins.module_utils.install_manifest import (
@@ -36,7 +36,6 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method 
     deep_merge,
     rolling_strategy,
 )
-from ansible_collections.istio_ops.gateways.plugins.module_utils.inventory import revision_of as inventory_revision
 from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import K8sError, rollout_complete
 
 try:
@@ -48,7 +47,7 @@ METHOD = "gateway_api"
 GATEWAY_API = ownership.GATEWAY_API
 DEFAULT_CLASS = "istio"
 # The controller of Istio's GatewayClasses (istio, and any class a user makes for it).
-ISTIO_CONTROLLER = "istio.io/gateway-controller"
+ISTIO_CONTROLLER = inventory.ISTIO_GATEWAY_CONTROLLER
 SERVICE_TYPE_ANNOTATION = "networking.istio.io/service-type"
 NAME_OVERRIDE_ANNOTATION = "gateway.istio.io/name-override"
 PROXY_CONTAINER = "istio-proxy"
@@ -82,9 +81,22 @@ def method_marks(name):
     return ownership.method_marks(METHOD, name)
 
 
+def _joined(name, gateway_class):
+    return "%s-%s" % (name, gateway_class)
+
+
 def deployed_name(params):
-    """The name istiod gives the Deployment, Service and ServiceAccount: `<gateway>-<class>`."""
-    return "%s-%s" % (params["name"], params.get("gateway_class") or DEFAULT_CLASS)
+    """The name istiod gives the Deployment, Service and ServiceAccount of the gateway `params` describe:
+    `<gateway>-<class>`."""
+    return _joined(params["name"], params.get("gateway_class") or DEFAULT_CLASS)
+
+
+def deployed_name_of(gateway):
+    """The name istiod gives what it deploys for a live Gateway: its name-override annotation, else
+    `<gateway>-<class>`."""
+    meta = gateway["metadata"]
+    override = (meta.get("annotations") or {}).get(NAME_OVERRIDE_ANNOTATION)
+    return override or _joined(meta["name"], (gateway.get("spec") or {}).get("gatewayClassName"))
 
 
 # -- input checks: every error at once, before anything is written ------------------------------------------
@@ -274,7 +286,7 @@ def option_errors(params):
 
 def deployed_name_errors(option, name, gateway_class):
     """istiod names the Deployment, Service and ServiceAccount `<name>-<class>`: a Service name, 63 at most."""
-    deployed = "%s-%s" % (name, gateway_class)
+    deployed = _joined(name, gateway_class)
     if len(deployed) <= 63:
         return []
     return [
@@ -520,11 +532,7 @@ class GatewayApiMethod(InstallMethod):
         # Another Gateway that istiod deploys under the same name first: it is the cause, its objects the symptom.
         for other in self.kube.list(GATEWAY_API, "Gateway", namespace):
             meta = other["metadata"]
-            other_name = (meta.get("annotations") or {}).get(NAME_OVERRIDE_ANNOTATION) or "%s-%s" % (
-                meta["name"],
-                other.get("spec", {}).get("gatewayClassName"),
-            )
-            if meta["name"] != name and other_name == target:
+            if meta["name"] != name and deployed_name_of(other) == target:
                 raise InputError(
                     "name: istiod deploys Gateway %s/%s (%s) as %s, the name it would give this gateway's Deployment, "
                     "Service and ServiceAccount (<name>-<gateway_class>); give this gateway another name or "
@@ -649,7 +657,7 @@ def wait_serving(kube, name, namespace, revision, patches, timeout, parameters_w
         deployment = kube.get("apps/v1", "Deployment", deployed, namespace)
         if deployment is None:
             return (False, "istiod has not deployed it yet")
-        live_revision = inventory_revision(deployment)
+        live_revision = inventory.revision_of(deployment)
         if live_revision != revision:
             return (
                 False,

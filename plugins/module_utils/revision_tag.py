@@ -19,6 +19,7 @@ could not be injected any more.
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils import (
     control_plane,
+    install_gateway_api,
     inventory,
     owners,
     ownership,
@@ -285,7 +286,7 @@ class RevisionTagManager(Manager):
             live = self.kube.get(ownership.GATEWAY_API, "Gateway", gateway["name"], gateway["namespace"])
             if live is None:
                 continue
-            name = "%s-%s" % (gateway["name"], live["spec"]["gatewayClassName"])
+            name = install_gateway_api.deployed_name_of(live)
 
             def check(name=name, namespace=gateway["namespace"]):
                 dep = self.kube.get("apps/v1", "Deployment", name, namespace)

@@ -62,6 +62,19 @@ def bed_connection(kubeconfig, tmp_dir):
     return cluster["server"], str(ca)
 
 
+def bind_optional_role(kube, role, namespace):
+    """An optional ClusterRole of docs/rbac/rbac.yml bound to the ServiceAccount in one namespace (docs/rbac.md)."""
+    kube.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": role, "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": SA_NAME, "namespace": SA_NAMESPACE}],
+        }
+    )
+
+
 def namespace_snapshot(kube, namespace):
     """snapshot() of one namespace; other namespaces come and go with tests running in parallel on the bed."""
     return {
@@ -217,18 +230,7 @@ def test_manifest_method_needs_only_the_two_roles_and_helm_the_optional_third(an
         refused = ansible.module("istio_gateway", helm, env=NO_KUBECONFIG)
         assert refused.get("failed"), "helm's release record needs Secret writes the two roles do not grant"
         assert 'cannot create resource "secrets"' in refused["msg"], refused["msg"]
-        binding = {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "istio-ops-gateways-helm", "namespace": namespace},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "istio-ops-gateways-helm",
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": SA_NAME, "namespace": SA_NAMESPACE}],
-        }
-        kube.apply(binding)
+        bind_optional_role(kube, "istio-ops-gateways-helm", namespace)
         installed = ansible.module("istio_gateway", helm, env=NO_KUBECONFIG)
         assert installed["changed"] and not installed.get("failed"), installed.get("msg")
         assert ansible.module("istio_gateway", helm, env=NO_KUBECONFIG)["changed"] is False
@@ -258,19 +260,7 @@ def test_gateway_api_method_needs_the_optional_gateway_api_role(ansible, kube, t
         assert refused.get("failed"), "the two roles grant no ConfigMap or Gateway API writes"
         assert 'cannot get resource "configmaps"' in refused["msg"] and "docs/rbac.md" in refused["msg"], refused["msg"]
         assert kube.get("gateway.networking.k8s.io/v1", "Gateway", "rbac-api", namespace) is None
-        kube.apply(
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": {"name": "istio-ops-gateways-gateway-api", "namespace": namespace},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": "istio-ops-gateways-gateway-api",
-                },
-                "subjects": [{"kind": "ServiceAccount", "name": SA_NAME, "namespace": SA_NAMESPACE}],
-            }
-        )
+        bind_optional_role(kube, "istio-ops-gateways-gateway-api", namespace)
         installed = ansible.module("istio_gateway", args, env=NO_KUBECONFIG)
         assert installed["changed"] and not installed.get("failed"), installed.get("msg")
         assert ansible.module("istio_gateway", args, env=NO_KUBECONFIG)["changed"] is False
