@@ -270,6 +270,7 @@ h1 { font-size: 1.4rem; margin: 0 0 .3rem; }
 p.meta, p.summary { margin: .2rem 0; color: #57606a; }
 table { border-collapse: collapse; margin-top: 1rem; font-size: .9rem; }
 th, td { border: 1px solid #d0d7de; padding: .3rem .55rem; text-align: left; vertical-align: top; }
+td { white-space: nowrap; }
 th { background: #f6f8fa; }
 td.none { color: #8c959f; }
 .status { display: inline-block; padding: .05rem .45rem; border-radius: .8rem; font-weight: 600; }
@@ -278,9 +279,10 @@ td.none { color: #8c959f; }
 .status-failed { background: #ffebe9; color: #a40e26; }
 .status-untouched { background: #eaeef2; color: #424a53; }
 .status-unchanged { background: #ddf4ff; color: #0a3069; }
-td.drift-yes { background: #fff1e5; color: #953800; font-weight: 600; }
+td.drift-yes { background: #fff1e5; color: #953800; font-weight: 600; white-space: normal; min-width: 12rem; }
 td.drift-no { color: #116329; }
 td ul { margin: .2rem 0 0; padding-left: 1.1rem; font-weight: normal; }
+dt { font-weight: 600; margin-top: .4rem; }
 pre { white-space: pre-wrap; margin: 0; }
 """.strip()
 
