@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.plugins.module_utils.test_fleet_report import gw
+
 from . import png
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,31 +28,16 @@ TITLE = "Fleet rollout 1-31"
 HOSTILE = '<script>document.title="pwned"</script>'
 
 
-def gateway(name, namespace, revision, ready, desired, address, api="istio", method="istioctl"):
-    summary = dict(
-        name=name,
-        namespace=namespace,
-        api=api,
-        method=method,
-        revision=revision,
-        ready=ready,
-        desired=desired,
-        address=address,
-        managed_by_collection=True,
-    )
-    return {"name": name, "namespace": namespace, "summary": summary}
-
-
 # The fleet: cluster 1 upgraded, cluster 2 failed and rolled back, cluster 3 not reached.
 FLEET = [
     {
         "cluster": "cluster-1",
         "status": "upgraded",
         "error": None,
-        "before": [gateway("istio-ingressgateway", "istio-ingress", "default", 2, 2, "10.96.0.10")],
+        "before": [gw("istio-ingressgateway", revision="default", address="10.96.0.10")],
         "after": [
-            gateway("istio-ingressgateway", "istio-ingress", "1-31", 2, 2, "10.96.0.10"),
-            gateway("web", "apps", "1-31", 1, 1, "10.96.0.11", api="gateway_api", method="gateway_api"),
+            gw("istio-ingressgateway", revision="1-31", address="10.96.0.10"),
+            gw("web", "apps", "1-31", 1, 1, "10.96.0.11", api="gateway_api", method="gateway_api"),
         ],
         "drift": {"istio-ingress/istio-ingressgateway": [], "apps/web": []},
     },
@@ -58,8 +45,8 @@ FLEET = [
         "cluster": "cluster-2",
         "status": "rolled_back",
         "error": "istio-ingress/istio-ingressgateway: pods on 1-31 not ready " + HOSTILE,
-        "before": [gateway("istio-ingressgateway", "istio-ingress", "default", 2, 2, "10.96.0.20")],
-        "after": [gateway("istio-ingressgateway", "istio-ingress", "default", 2, 2, "10.96.0.20")],
+        "before": [gw("istio-ingressgateway", address="10.96.0.20")],
+        "after": [gw("istio-ingressgateway", address="10.96.0.20")],
         "drift": {"istio-ingress/istio-ingressgateway": ["update Deployment istio-ingress/istio-ingressgateway"]},
     },
     {"cluster": "cluster-3", "status": "untouched", "error": None, "before": [], "after": None, "drift": {}},
