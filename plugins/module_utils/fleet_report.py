@@ -52,6 +52,8 @@ COLUMNS = (
     ("address", lambda r: r["address"]),
     ("drift", drift_text),
 )
+HEADERS = tuple(c[0] for c in COLUMNS)
+CELLS = tuple(c[1] for c in COLUMNS)
 NOT_KNOWN = "-"
 SUMMARY_TEXT_KEYS = ("api", "method", "revision", "address")
 SUMMARY_INT_KEYS = ("ready", "desired")
@@ -231,8 +233,8 @@ def one_line(value):
 def text_table(rows, summary, title, generated):
     """Fixed-width columns, then the drift actions and the errors, one per line (for debug: msg, or a list of
     lines with splitlines())."""
-    cells = [[h.upper() for h, _ in COLUMNS]] + [[one_line(cell(r)) for _, cell in COLUMNS] for r in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    cells = [[h.upper() for h in HEADERS]] + [[one_line(cell(r)) for cell in CELLS] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(HEADERS))]
     lines = [one_line(title) + (" (%s)" % one_line(generated) if generated else ""), summary_line(summary), ""]
     lines += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells]
     drifted = [r for r in rows if r["drift"]]
@@ -301,7 +303,7 @@ def cell_html(header, row, text):
 
 def html_page(rows, summary, title, generated):
     """A complete HTML document: the same table as text_table, every value escaped."""
-    head = "".join("<th>%s</th>" % escape(h) for h, _ in COLUMNS)
+    head = "".join("<th>%s</th>" % escape(h) for h in HEADERS)
     body = []
     for row in rows:
         cells = "".join(cell_html(h, row, cell(row)) for h, cell in COLUMNS)

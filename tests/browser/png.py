@@ -23,8 +23,8 @@ def header(data):
     """(width, height, bit depth, colour type, interlace) from IHDR."""
     kind, body = next(chunks(data))
     assert kind == b"IHDR"
-    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
-    return width, height, depth, colour, interlace
+    fields = struct.unpack(">IIBBBBB", body)  # width, height, depth, colour, compression, filter, interlace
+    return fields[:4] + fields[6:]
 
 
 def paeth(a, b, c):

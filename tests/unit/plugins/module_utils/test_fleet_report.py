@@ -239,7 +239,7 @@ def test_table_columns_are_fixed_width():
     assert lines[0] == "Istio gateway fleet report (2026-12-02T06:00:00Z)"
     assert lines[1] == "3 clusters (upgraded 1, rolled_back 1, untouched 1), 3 gateways, 1 drifted"
     header = lines[3]
-    assert re.split(r" {2,}", header) == [h.upper() for h, _ in fleet_report.COLUMNS]
+    assert re.split(r" {2,}", header) == [h.upper() for h in fleet_report.HEADERS]
     assert header.startswith("CLUSTER  ") and "REVISION BEFORE  REVISION AFTER" in header
     grid = lines[4:8]
     for column in ("NAMESPACE", "REVISION AFTER", "READY", "ADDRESS", "DRIFT"):
