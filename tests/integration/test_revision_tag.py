@@ -201,6 +201,15 @@ def test_a_tag_rollout_moves_its_gateways_one_by_one_and_rolls_back_when_one_fai
         assert set(after_rollback[first]) != set(before[first])  # restarted twice, back on default
         assert all(after_rollback[name] == before[name] for name in later)  # never restarted
 
+        # The role's tag strategy in check mode lists the same plan and writes nothing.
+        role_vars = {"gateway_upgrade_strategy": "tag", "gateway_upgrade_tag": tag, "gateway_upgrade_revision": canary}
+        role_vars["gateway_upgrade_istioctl_path"] = str(testbed.istioctl_canary)
+        planned = ansible.role("gateway_upgrade", role_vars, check=True)
+        assert planned["changed"] and not planned["failed"], planned["msg"]
+        said = planned["tasks"]["What followed the tag"]["msg"]
+        assert "Tag %s: would restart %s onto revision %s; 0 sidecar pod(s)" % (tag, ", ".join(refs), canary) in said
+        assert webhook(kube, tag)["metadata"]["labels"][L.REVISION] == "default"
+
         # Healed: check, real, check, real. The real run moves them one at a time, each verified before the next.
         results = ansible.four_steps("revision_tag", move)
         assert [r["changed"] for r in results] == [True, True, False, False], [r.get("msg") for r in results]
@@ -261,3 +270,28 @@ def test_a_rollout_refuses_followers_the_collection_did_not_install(ansible, kub
     finally:
         removed = ansible.module("revision_tag", {"name": tag, "state": "absent", "force": True})
         assert not removed.get("failed"), removed.get("msg")
+
+
+def test_gateways_without_a_revision_label_follow_the_default_tag(ansible, kube, testbed, namespace_factory):
+    """Check mode of a move of the default tag (istioctl install's, so adopt): a gateway with no istio.io/rev label
+    and a labelled one in a namespace labelled istio-injection=enabled follow it; one labelled with another tag does
+    not; nothing is written."""
+    plain, enabled = namespace_factory("td"), namespace_factory("td")
+    make_namespace(kube, enabled, {L.INJECTION: L.INJECTION_ENABLED})
+    for namespace, name, revision in ((plain, "plain", None), (enabled, "enabled", testbed.canary_revision)):
+        args = {"name": name, "namespace": namespace, "method": "manifest", "replicas": 1}
+        args.update(autoscaling={"enabled": False}, revision=revision)
+        if revision is None:
+            del args["revision"]
+        result = ansible.module("istio_gateway", args)
+        assert not result.get("failed"), result.get("msg")
+    default_tag = webhook(kube, "default")
+    # restart_unmanaged: other tests' hand-made gateways on the shared bed follow the default tag too.
+    move = tag_args(testbed, "default", testbed.canary_revision, adopt=True, restart=True, restart_unmanaged=True)
+    check = ansible.module("revision_tag", move, check=True)
+    assert check["changed"] and not check.get("failed"), check.get("msg")
+    followers = {(g["namespace"], g["name"]) for g in check["gateways"]}
+    assert {(plain, "plain"), (enabled, "enabled")} <= followers, followers
+    planned = check["rollout"]["restart_planned"]
+    assert "%s/plain" % plain in planned and "%s/enabled" % enabled in planned, planned
+    assert webhook(kube, "default")["metadata"]["resourceVersion"] == default_tag["metadata"]["resourceVersion"]
