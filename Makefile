@@ -18,12 +18,13 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 -include tests/testbed/testbed.mk
 
-.PHONY: help venv collection peers unit sanity lint changelog-lint packaging integration molecule test demo bench clean
+.PHONY: help venv collection peers unit sanity lint changelog-lint packaging chromium browser integration molecule test demo bench clean
 
 help:
 	@echo "make demo        run the demo job on the local test bed (or \$$KUBECONFIG's cluster)"
 	@echo "make test        unit, sanity, lint, integration and Molecule tests"
 	@echo "make unit | sanity | lint | integration (or its halves integration-1, -2) | reliability | suites (all at once) | molecule"
+	@echo "make browser     the fleet report's HTML page in headless Chromium (installs Debian's chromium if missing)"
 	@echo "make peers       kubernetes.core (from the pinned ansible package) beside this collection in $(COLLECTIONS)"
 	@echo "make testbed-up | testbed-down | testbed-env | testbed-build"
 
@@ -79,6 +80,22 @@ changelog-lint: venv
 packaging: venv collection
 	$(PYTHON) -m pytest -q tests/packaging
 
+# Debian's chromium renders the fleet report's HTML page headless (tests/browser; a screenshot in .artifacts/).
+# Installed when missing (as root, or through sudo); a machine where it cannot be installed fails here, never skips.
+CHROMIUM ?= /usr/bin/chromium
+APT_GET = $$([ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
+chromium:
+	@if [ -x $(CHROMIUM) ]; then echo ">> $$($(CHROMIUM) --version 2>/dev/null) at $(CHROMIUM)"; exit 0; fi; \
+	  echo ">> $(CHROMIUM) missing: apt-get install -y --no-install-recommends chromium (some minutes)"; \
+	  $(APT_GET) install -y --no-install-recommends chromium \
+	    || { echo ">> apt-get update, then again"; $(APT_GET) update && $(APT_GET) install -y --no-install-recommends chromium; } \
+	    || { echo ">> could not install chromium: the browser test cannot run" >&2; exit 1; }; \
+	  [ -x $(CHROMIUM) ] || { echo ">> chromium installed but $(CHROMIUM) is missing" >&2; exit 1; }; \
+	  echo ">> installed $$($(CHROMIUM) --version 2>/dev/null)"
+
+browser: venv collection chromium
+	CHROMIUM=$(CHROMIUM) $(PYTHON) -m pytest -q tests/browser
+
 PYTEST_FLAGS ?= -q
 integration: venv collection peers
 	$(PYTHON) -m pytest $(PYTEST_FLAGS) -m integration tests/integration
@@ -112,7 +129,7 @@ suites: venv collection peers testbed-build
 molecule: venv collection
 	tests/molecule.sh
 
-test: unit sanity lint packaging suites molecule
+test: unit sanity lint packaging browser suites molecule
 
 demo: venv collection
 	tests/demo.sh

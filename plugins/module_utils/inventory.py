@@ -68,9 +68,33 @@ def service_report(kube, svc):
     if svc is None:
         return None
     summary = service_summary(svc)
-    summary["address"] = (summary["load_balancer"] or [summary["cluster_ip"]])[0]
+    summary["address"] = address_of(summary)
     summary["endpoints_by_revision"] = endpoints_by_revision(kube, summary["name"], svc["metadata"]["namespace"])
     return summary
+
+
+def address_of(service):
+    """A Service summary's address: its load balancer's, else its cluster IP; None for none (or a headless one)."""
+    for address in (service or {}).get("load_balancer", []) + [(service or {}).get("cluster_ip")]:
+        if address and address != "None":
+            return address
+    return None
+
+
+def gateway_summary(facts, service):
+    """The flat `summary` of a gateway's facts (what a fleet report shows): its pods are those of all its
+    Deployments, stable and canary, and its address is its stable Service's (service_summary, or None)."""
+    return {
+        "name": facts["name"],
+        "namespace": facts["namespace"],
+        "api": "gateway_api" if "gateway_api" in facts else "istio",
+        "method": facts["method"],
+        "revision": facts["revision"],
+        "ready": sum(d["ready_replicas"] or 0 for d in facts["deployments"]),
+        "desired": sum(d["replicas"] or 0 for d in facts["deployments"]),
+        "address": address_of(service),
+        "managed_by_collection": facts["owner"]["managed_by_collection"],
+    }
 
 
 def workload_status(kube, name, namespace):
@@ -212,7 +236,7 @@ def describe_gateway(kube, stable, canaries):
         summary["role"] = "canary" if dep is not stable else "stable"
         deployments.append(summary)
     component = labels.get(L.OPERATOR_COMPONENT)
-    return {
+    facts = {
         "name": meta["name"],
         "namespace": namespace,
         "kind": L.KIND_BY_COMPONENT.get(component, "egress" if "egress" in meta["name"] else "ingress"),
@@ -226,6 +250,9 @@ def describe_gateway(kube, stable, canaries):
         "method": ownership.installed_by(stable),
         "owner": owner_facts(stable),
     }
+    stable_service = [svc for svc in service_facts if svc["name"] == meta["name"]]
+    facts["summary"] = gateway_summary(facts, stable_service[0] if stable_service else None)
+    return facts
 
 
 # -- Gateway API gateways (istiod deploys them) ---------------------------------------------------------------
@@ -267,6 +294,7 @@ def describe_gateway_api(kube, gateway, canaries=()):
     namespace = meta["namespace"]
     selector = {ownership.GATEWAY_NAME_LABEL: meta["name"]}
     deployments, services, hpas = [], [], []
+    stable_service = None
     for role, each in [("stable", gateway)] + [("canary", c) for c in canaries]:
         deployed = {o["kind"]: o for o in ownership.deployed_objects(kube, each)}
         if deployed.get("Deployment") is not None:
@@ -275,12 +303,13 @@ def describe_gateway_api(kube, gateway, canaries=()):
             summary = service_summary(deployed["Service"])
             summary["endpoints_by_revision"] = endpoints_by_revision(kube, summary["name"], namespace)
             services.append(summary)
+            stable_service = summary if role == "stable" else stable_service
         if deployed.get("HorizontalPodAutoscaler") is not None:
             hpas.append(hpa_summary(deployed["HorizontalPodAutoscaler"]))
     stable = [d for d in deployments if d["role"] == "stable"]
     status = gateway.get("status") or {}
     revision = (meta.get("labels") or {}).get(L.REVISION) or (stable[0]["revision"] if stable else L.DEFAULT_REVISION)
-    return {
+    facts = {
         "name": meta["name"],
         "namespace": namespace,
         "kind": "ingress",
@@ -308,3 +337,5 @@ def describe_gateway_api(kube, gateway, canaries=()):
             "canaries": [c["metadata"]["name"] for c in canaries],
         },
     }
+    facts["summary"] = gateway_summary(facts, stable_service)
+    return facts

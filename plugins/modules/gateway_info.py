@@ -6,7 +6,8 @@ module: gateway_info
 short_description: Facts about Istio gateways, their revisions, replicas and endpoints
 version_added: 0.1.0
 description:
-  - Lists the Istio gateways in a namespace or in the whole cluster, whether istioctl, this collection or
+  - Lists the Istio gateways in a namespace or in the whole cluster (every gateway of the cluster when neither
+    O(name) nor O(namespace) is given), whether istioctl, this collection or
     another tool installed them. A gateway is a Deployment labelled with istioctl's
     C(operator.istio.io/component) (C(IngressGateways) or C(EgressGateways)), or one whose pods carry the
     annotation C(inject.istio.io/templates=gateway); or a Kubernetes Gateway API Gateway of a GatewayClass whose
@@ -31,7 +32,8 @@ attributes:
 options:
   name:
     description:
-      - Only the gateway whose Deployment has this name.
+      - Only the gateway whose Deployment (for a Gateway API gateway, whose Gateway) has this name.
+      - Without it, every gateway of O(namespace), or of the cluster.
     type: str
   namespace:
     description:
@@ -51,6 +53,10 @@ EXAMPLES = r"""
 - name: All gateways in the cluster
   istio_ops.gateways.gateway_info:
   register: gateways
+
+- name: One line per gateway of the cluster
+  ansible.builtin.debug:
+    msg: "{{ gateways.gateways | map(attribute='summary') | list }}"
 
 - name: Endpoints by revision of the shared gateway during a canary
   istio_ops.gateways.gateway_info:
@@ -118,6 +124,27 @@ gateways:
           namespace, a description of every owner mark, and whether the collection installed it (managed_by_collection).
       type: dict
       returned: always
+    summary:
+      description:
+        - The facts a report shows, flat - what C(istio_ops.gateways.fleet_report) reads (docs/fleet-report.md).
+        - C(api) is V(istio) for a gateway Deployment, V(gateway_api) for a Gateway API Gateway.
+        - C(ready) and C(desired) count the pods of all its Deployments, stable and canary (ready replicas and
+          spec replicas).
+        - C(address) is its stable Service's load balancer address, else its cluster IP; null without a Service
+          (or for a headless one).
+        - C(method), C(revision) and C(managed_by_collection) are those above and in C(owner).
+      type: dict
+      returned: always
+      contains:
+        name: {description: The gateway's name., type: str, returned: always}
+        namespace: {description: Its namespace., type: str, returned: always}
+        api: {description: "V(istio) or V(gateway_api).", type: str, returned: always}
+        method: {description: "Install method by its marks, null for none.", type: str, returned: always}
+        revision: {description: "The gateway's revision, as RV(gateways[].revision).", type: str, returned: always}
+        ready: {description: Ready pods of all its Deployments., type: int, returned: always}
+        desired: {description: Desired pods (spec replicas) of all its Deployments., type: int, returned: always}
+        address: {description: Its stable Service's load balancer address else cluster IP., type: str, returned: always}
+        managed_by_collection: {description: Whether this collection installed it., type: bool, returned: always}
   sample:
     - name: istio-ingressgateway
       namespace: istio-ingress
@@ -131,6 +158,8 @@ gateways:
       services:
         - name: istio-ingressgateway
           endpoints_by_revision: {default: {ready: 9, not_ready: 0}, 1-31: {ready: 1, not_ready: 0}}
+      summary: {name: istio-ingressgateway, namespace: istio-ingress, api: istio, method: istioctl, revision: default,
+                ready: 10, desired: 10, address: 10.96.0.12, managed_by_collection: true}
 """
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils.common import run_module

@@ -20,7 +20,17 @@ GALAXY = yaml.safe_load((ROOT / "galaxy.yml").read_text())
 TARBALL_NAME = "%s-%s-%s.tar.gz" % (GALAXY["namespace"], GALAXY["name"], GALAXY["version"])
 
 # Local state that must never ship: virtualenvs, test-bed state, build output, tool caches.
-FORBIDDEN_TOP = (".venv", ".venv-sanity", ".build", ".testbed", ".ansible", ".git", "tests/output", "context")
+FORBIDDEN_TOP = (
+    ".venv",
+    ".venv-sanity",
+    ".build",
+    ".testbed",
+    ".ansible",
+    ".git",
+    "tests/output",
+    "context",
+    ".artifacts",
+)
 FORBIDDEN_ANYWHERE = ("__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".cache", ".ansible")
 REQUIRED_FILES = (
     "README.md",
