@@ -35,14 +35,17 @@ def fleet_playbook(runner, tmp_path, extra_vars, forks=3):
 
 
 def gateway_state(api, namespace):
-    """The gateway Deployment's resourceVersion, generation and revision, and its pods (name: (revision, ready))."""
+    """The gateway Deployment's resourceVersion, generation and revision, its Service's resourceVersion, and its pods
+    (name: (revision, proxy image, ready, terminating))."""
     deployment = client.AppsV1Api(api).read_namespaced_deployment(GATEWAY, namespace)
+    service = client.CoreV1Api(api).read_namespaced_service(GATEWAY, namespace)
     selector = ",".join(f"{k}={v}" for k, v in deployment.spec.selector.match_labels.items())
     pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector).items
     return {
         "resource_version": deployment.metadata.resource_version,
         "generation": deployment.metadata.generation,
         "revision": (deployment.spec.template.metadata.labels or {}).get("istio.io/rev", "default"),
+        "service": service.metadata.resource_version,
         "pods": {
             pod.metadata.name: (
                 (pod.metadata.labels or {}).get("istio.io/rev", "default"),
@@ -87,6 +90,10 @@ def test_a_failing_cluster_is_rolled_back_and_stops_the_rollout(testbed_fleet, t
         rc, _parsed, raw = runner.playbook(yaml.safe_dump(install), inventory=fleet.INVENTORY)
         assert rc == 0, raw[-4000:]
         timings["install"] = time.monotonic() - started
+        # Drift on cluster-3: a label of the Service the collection renders, changed by hand. The report must show
+        # it, and the rollout (which never reaches cluster-3) must leave it.
+        drifted = [{"op": "replace", "path": "/metadata/labels/app", "value": "changed-by-hand"}]
+        client.CoreV1Api(apis[2]).patch_namespaced_service(GATEWAY, namespace, drifted)
         before = [gateway_state(api, namespace) for api in apis]
         for bed, state in zip(beds, before):
             assert state["revision"] == "default" and len(state["pods"]) == 2, (bed.name, state)
@@ -106,7 +113,7 @@ def test_a_failing_cluster_is_rolled_back_and_stops_the_rollout(testbed_fleet, t
                     "fleet_upgrade_revision": beds[0].canary_revision,
                     "fleet_upgrade_strategy": "in_place",
                     # cluster-2's new pods crash-loop: its upgrade fails when this runs out.
-                    "fleet_upgrade_wait_timeout": 30,
+                    "fleet_upgrade_wait_timeout": 25,
                     "fleet_upgrade_report_dir": str(tmp_path / "report"),
                 },
             )
@@ -146,13 +153,18 @@ def test_a_failing_cluster_is_rolled_back_and_stops_the_rollout(testbed_fleet, t
             "cluster-3": ("untouched", "default", "default"),
         }, report["rows"]
         assert all(r["gateway"] == GATEWAY and r["namespace"] == namespace for r in rows.values()), report["rows"]
-        assert all(r["drift"] is False for r in rows.values()), report["rows"]
+        drift = {name: (r["drift"], r["drift_details"]) for name, r in rows.items()}
+        assert drift == {
+            "cluster-1": (False, []),
+            "cluster-2": (False, []),
+            "cluster-3": (True, [f"update Service {GATEWAY}"]),
+        }, drift
         assert "timed out" in rows["cluster-2"]["error"] and not rows["cluster-1"]["error"], rows["cluster-2"]
         html = (tmp_path / "report" / "fleet-report.html").read_text()
         assert all(name in html for name in fleet.names(3))
         # The table is in the play output, and the run ends failed naming the rolled-back cluster.
         [shown] = [t for t in parsed["tasks"] if t["name"] == "Show the fleet report"]
-        assert "rolled_back" in next(iter(shown["hosts"].values()))["msg"]
+        assert "rolled_back" in "\n".join(next(iter(shown["hosts"].values()))["msg"])
         [failed] = [t for t in parsed["tasks"] if t["name"] == "Fail the run when a cluster failed or was rolled back"]
         assert "cluster-2 rolled_back" in next(iter(failed["hosts"].values()))["msg"]
     finally:
