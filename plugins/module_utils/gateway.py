@@ -9,7 +9,6 @@ IstioOperator name) that the render names are moved to this method by a metadata
 those it no longer renders are pruned after the apply.
 """
 
-import datetime
 import json
 import time
 
@@ -45,6 +44,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import (
     Invalid,
     NotFound,
     object_diff,
+    restart_patch,
     strip_noise,
 )
 
@@ -604,10 +604,8 @@ class IstioGatewayManager(Manager):
         self.result["namespace_created"] = True
 
     def _restart(self, workload):
-        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        patch = {"spec": {"template": {"metadata": {"annotations": {L.RESTARTED_AT: now}}}}}
         try:
-            self.kube.patch("apps/v1", "Deployment", workload, self.params["namespace"], patch)
+            self.kube.patch("apps/v1", "Deployment", workload, self.params["namespace"], restart_patch())
         except NotFound:
             raise InputError("restart: Deployment %s/%s does not exist yet" % (self.params["namespace"], workload))
 

@@ -5,6 +5,8 @@
 What a gateway owns, and removing it, is ownership.py's.
 """
 
+import json
+
 from ansible_collections.istio_ops.gateways.plugins.module_utils import labels as L
 from ansible_collections.istio_ops.gateways.plugins.module_utils import owners, ownership
 
@@ -122,6 +124,33 @@ def pod_revision_of(pod):
         or (meta.get("annotations") or {}).get(L.REVISION)
         or (L.DEFAULT_REVISION)
     )
+
+
+def injected_revision(pod):
+    """The revision of the istiod that injected a pod (what it runs), from the injector's status; None if none."""
+    status = (pod["metadata"].get("annotations") or {}).get(L.INJECTION_STATUS)
+    try:
+        return (json.loads(status) or {}).get("revision") if status else None
+    except (ValueError, AttributeError):
+        return None
+
+
+def injection_source(pod_labels, namespace_labels):
+    """The revision or tag whose webhook injects a pod with these labels in a namespace with these, or None.
+
+    Istio's injection webhooks decide in this order: a pod labelled sidecar.istio.io/inject=false never; a namespace
+    labelled istio-injection (enabled: the default tag; else never); a namespace's istio.io/rev, which wins over the
+    pod's; the pod's istio.io/rev; a pod labelled sidecar.istio.io/inject=true (as gateways are): the default tag.
+    """
+    pod_labels, namespace_labels = pod_labels or {}, namespace_labels or {}
+    if pod_labels.get(L.SIDECAR_INJECT) == "false":
+        return None
+    if L.INJECTION in namespace_labels:
+        return L.DEFAULT_REVISION if namespace_labels[L.INJECTION] == L.INJECTION_ENABLED else None
+    for labels in (namespace_labels, pod_labels):
+        if labels.get(L.REVISION):
+            return labels[L.REVISION]
+    return L.DEFAULT_REVISION if pod_labels.get(L.SIDECAR_INJECT) == "true" else None
 
 
 def endpoints_by_revision(kube, service_name, namespace):

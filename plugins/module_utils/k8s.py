@@ -9,6 +9,7 @@ no discovery round-trips for the kinds the collection uses. Errors are typed;
 server-side dry-run.
 """
 
+import datetime
 import json
 import socket
 import ssl
@@ -568,6 +569,12 @@ def _head(data):
 def _decision_marks(obj):
     """What a decision to delete an object rests on: its identity and everything but status and server noise."""
     return ((obj or {}).get("metadata") or {}).get("uid"), strip_noise(obj)
+
+
+def restart_patch():
+    """The merge patch of `kubectl rollout restart`: a new pod-template annotation, so every pod is replaced."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"spec": {"template": {"metadata": {"annotations": {L.RESTARTED_AT: now}}}}}
 
 
 def rollout_complete(dep):

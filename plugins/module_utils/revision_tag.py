@@ -37,6 +37,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import I
 from ansible_collections.istio_ops.gateways.plugins.module_utils.install_method import claim
 from ansible_collections.istio_ops.gateways.plugins.module_utils.istioctl import Istioctl
 from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import object_diff, rollout_complete, strip_noise
+from ansible_collections.istio_ops.gateways.plugins.module_utils.tag_rollout import TagRollout
 
 ARGUMENT_SPEC = merge_specs(
     AUTH_ARG_SPEC,
@@ -49,6 +50,11 @@ ARGUMENT_SPEC = merge_specs(
         adopt=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
         state=dict(type="str", default="present", choices=["present", "absent"]),
+        restart=dict(type="bool", default=False),
+        batch_size=dict(type="int", default=1),
+        min_ready=dict(type="int"),
+        rollback_on_failure=dict(type="bool", default=True),
+        restart_unmanaged=dict(type="bool", default=False),
     ),
 )
 MODULE_KWARGS = dict(required_if=[("state", "present", ("revision",))])
@@ -89,6 +95,12 @@ def check_inputs(params):
     # The default tag may point at the revision named default; any other tag of a revision's own name is a loop.
     if params.get("revision") == params["name"] != L.DEFAULT_REVISION:
         errors.append("revision: %r is the tag's own name; a tag points at another revision" % params["revision"])
+    if params.get("batch_size", 1) < 1:
+        errors.append("batch_size: %r; restart at least 1 gateway at a time" % params["batch_size"])
+    if params.get("min_ready") is not None and params["min_ready"] < 0:
+        errors.append("min_ready: %r; give 0 or more ready endpoints, or leave it unset" % params["min_ready"])
+    if params.get("restart") and params.get("state") == "absent":
+        errors.append("restart: true with state: absent; the followers of a removed tag have no revision to move to")
     if errors:
         raise InputError("; ".join(errors))
 
@@ -105,13 +117,17 @@ class RevisionTagManager(Manager):
         tag = p["name"]
         live = self._live()
         self.result.update({"name": tag, "state": p["state"], "actions": []})
-        before = ((live[0]["metadata"].get("labels") or {}).get(L.REVISION)) if live else None
+        before = self._revision_of(live)
         after = p.get("revision") if p["state"] == "present" else None
         self.result["revision"] = {"before": before, "after": after}
-        followers = self._followers(tag)
+        followers, deployments = self._followers(tag)
         self.result.update(followers)
         moving = p["state"] == "present" and before != after
+        rollout = None
         if p["state"] == "present":
+            # Planned before anything is written: a follower the rollout may not restart stops the run here.
+            rollout = TagRollout(self) if p["restart"] else None
+            planned = rollout.plan(tag, after, deployments) if rollout else []
             self._present(tag, live)
         else:
             self._absent(tag, live, followers)
@@ -122,7 +138,29 @@ class RevisionTagManager(Manager):
             )
             if self.result["changed"] and not self.check_mode and p["wait"]:
                 self._wait_rerendered(followers["gateways"], after)
+        if rollout is not None:
+            self.result["changed"] = self.result["changed"] or bool(planned)
+            self.result["rollout"] = rollout.report
+            rollout.run(planned, after, before, lambda: self._restore(live))
         return self.result
+
+    def _restore(self, before):
+        """Put the tag's objects back as they were before this run (the rollout's rollback)."""
+        kept = set()
+        for obj in before:
+            kept.add((obj["kind"], obj["metadata"]["name"]))
+            self.kube.apply(strip_noise(obj), field_manager=L.FIELD_MANAGER)
+        for obj in self._live():
+            meta = obj["metadata"]
+            if (obj["kind"], meta["name"]) not in kept:
+                self.kube.delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"), read=obj)
+        self.result["actions"].append(
+            "restore tag %s to revision %s" % (self.params["name"], self._revision_of(before))
+        )
+
+    @staticmethod
+    def _revision_of(objects):
+        return ((objects[0]["metadata"].get("labels") or {}).get(L.REVISION)) if objects else None
 
     # -- reading ----------------------------------------------------------------
     def _live(self):
@@ -139,13 +177,16 @@ class RevisionTagManager(Manager):
         namespaces = {
             n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in self.kube.list("v1", "Namespace")
         }
-        gateways, rerendered, gateway_pods = [], [], set()
+        gateways, rerendered = [], []
+        deployments = []  # (Deployment, its namespace's labels) of the istio-API followers, for the rollout
         for stable, canaries in inventory.find_gateways(self.kube):
             for dep in [stable] + canaries:
                 meta = dep["metadata"]
-                if inventory.revision_of(dep) == tag:
+                template_labels = dep["spec"]["template"]["metadata"].get("labels")
+                if inventory.injection_source(template_labels, namespaces.get(meta["namespace"])) == tag:
                     gateways.append({"name": meta["name"], "namespace": meta["namespace"], "api": "istio"})
-                gateway_pods.add(meta["namespace"])
+                    deployments.append((dep, namespaces.get(meta["namespace"])))
+        # istiod picks the revision of a Gateway API gateway by the Gateway's label first, then its namespace's.
         for gateway, canaries in inventory.find_gateway_api_gateways(self.kube):
             for each in [gateway] + canaries:
                 meta = each["metadata"]
@@ -166,10 +207,9 @@ class RevisionTagManager(Manager):
             annotations = meta.get("annotations") or {}
             if annotations.get(L.INJECT_TEMPLATES) == "gateway" or labels.get("gateway.networking.k8s.io/gateway-name"):
                 continue  # a gateway's pod: counted as its gateway
-            namespace_labels = namespaces.get(meta["namespace"]) or {}
-            if labels.get(L.REVISION) == tag or (L.REVISION not in labels and namespace_labels.get(L.REVISION) == tag):
+            if inventory.injection_source(labels, namespaces.get(meta["namespace"])) == tag:
                 sidecars += 1
-        return {"gateways": gateways, "gateway_api_rerendered": rerendered, "sidecar_pods": sidecars}
+        return {"gateways": gateways, "gateway_api_rerendered": rerendered, "sidecar_pods": sidecars}, deployments
 
     # -- state: present ---------------------------------------------------------
     def _present(self, tag, live):

@@ -21,6 +21,14 @@ description:
   - O(state=absent) removes a tag only when nothing follows it, unless O(force=true).
   - With O(wait=true), after a move it waits until istiod has re-rendered each Gateway API gateway that follows the
     tag on the new revision and its Deployment has rolled out.
+  - With O(restart=true) it also rolls the istio-API gateways that follow the tag onto its revision - those whose pods
+    do not all run it yet, O(batch_size) at a time, each batch verified before the next - its rollout complete and
+    every pod injected by the tag's revision, its Services' ready endpoints never below the bound (O(min_ready)), the
+    Istio Gateway resources that selected its pods still selecting a ready one. When a gateway fails (and
+    O(rollback_on_failure=true)) the tag is put back as it was, every gateway that had moved is restarted onto the
+    old revision and verified, and the module fails naming the gateway and why. Followers the collection did not
+    install are refused before anything is written, unless O(restart_unmanaged=true). Sidecar workloads are never
+    restarted. A converged run (every follower on the revision) restarts nothing.
 author:
   - istio_ops maintainers (@istio-ops)
 extends_documentation_fragment:
@@ -54,6 +62,30 @@ options:
     description: Remove the tag even though gateways or sidecar pods follow it (they could not be injected then).
     type: bool
     default: false
+  restart:
+    description:
+      - Restart the istio-API gateways that follow the tag onto its revision, verified, rolled back on failure.
+      - Waits whatever O(wait) says; O(wait_timeout) is the time each batch has to verify.
+    type: bool
+    default: false
+  batch_size:
+    description: How many gateways O(restart=true) restarts at once.
+    type: int
+    default: 1
+  min_ready:
+    description:
+      - The fewest ready endpoints each gateway's Services may have among its pods while it restarts; below it the
+        gateway fails at once.
+      - Unset, the Deployment's own promise - replicas minus its rolling update's maxUnavailable (rounded down).
+    type: int
+  rollback_on_failure:
+    description: When a restarted gateway fails, move the tag back and restart every gateway that had moved.
+    type: bool
+    default: true
+  restart_unmanaged:
+    description: Let O(restart=true) restart followers the collection did not install (istioctl, Helm, by hand).
+    type: bool
+    default: false
   state:
     description: V(present) creates or moves the tag; V(absent) removes it.
     type: str
@@ -84,6 +116,13 @@ EXAMPLES = r"""
     name: prod-stable
     revision: 1-31
     binary_path: /opt/istio-1.31/bin/istioctl
+
+- name: Move it and roll its gateways onto 1-31 one at a time, back to the old revision if one fails
+  istio_ops.gateways.revision_tag:
+    name: prod-stable
+    revision: 1-31
+    binary_path: /opt/istio-1.31/bin/istioctl
+    restart: true
 """
 
 RETURN = r"""
@@ -120,6 +159,21 @@ istioctl:
   description: The istioctl used, its version and the commands run.
   returned: when state is present
   type: dict
+rollout:
+  description:
+    - What O(restart=true) did - C(restart_planned) (namespace/name of the gateways behind the revision),
+      C(batches), C(verified) (gateway, revision, min_ready seen, bound, seconds), C(failed) (gateway, revision,
+      reason; null when none failed) and C(rolled_back) (the gateways restarted back onto the old revision).
+    - Also returned when the module fails.
+  returned: when restart is true
+  type: dict
+  sample:
+    restart_planned: [istio-ingress/gw-a, istio-ingress/gw-b]
+    batches: [[istio-ingress/gw-a], [istio-ingress/gw-b]]
+    verified:
+      - {gateway: istio-ingress/gw-a, revision: 1-31, min_ready: 2, bound: 2, seconds: 9.4}
+    failed: {gateway: istio-ingress/gw-b, revision: 1-31, reason: "ready endpoints fell to 1, below the bound of 2"}
+    rolled_back: [istio-ingress/gw-a, istio-ingress/gw-b]
 """
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils.common import run_module

@@ -393,6 +393,27 @@ CASES = [
         BARE,
     ),
     Case(
+        "tag-batch-size-zero",
+        "revision_tag",
+        lambda c: {"name": "t-bad", "revision": "default", "restart": True, "batch_size": 0},
+        ["batch_size: 0; restart at least 1 gateway at a time"],
+        BARE,
+    ),
+    Case(
+        "tag-min-ready-negative",
+        "revision_tag",
+        lambda c: {"name": "t-bad", "revision": "default", "restart": True, "min_ready": -2},
+        ["min_ready: -2; give 0 or more ready endpoints"],
+        BARE,
+    ),
+    Case(
+        "tag-restart-absent",
+        "revision_tag",
+        lambda c: {"name": "t-bad", "state": "absent", "restart": True},
+        ["restart: true with state: absent"],
+        BARE,
+    ),
+    Case(
         "gw-revision-default",
         "istio_gateway",
         lambda c: gw(c, revision="default"),
@@ -927,6 +948,12 @@ CASES = [
             "gateway_upgrade_name": GW,
         },
         ["gateway_upgrade_strategy", "in_place, canary, external"],
+    ),
+    Case(
+        "role-upgrade-tag-missing",
+        "role:gateway_upgrade",
+        lambda c: {"gateway_upgrade_strategy": "tag", "gateway_upgrade_revision": c["revision"]},
+        ["gateway_upgrade: strategy tag", "tag needs gateway_upgrade_tag"],
     ),
     Case(
         "role-upgrade-steps-order",

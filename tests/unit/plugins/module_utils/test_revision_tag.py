@@ -51,3 +51,16 @@ def test_a_tag_whose_service_name_would_be_too_long_is_refused():
     with pytest.raises(InputError, match="a tag has at most 43"):
         revision_tag.check_inputs({"name": "t" * 44, "revision": "1-31", "istio_namespace": "istio-system"})
     revision_tag.check_inputs({"name": "t" * 43, "revision": "1-31", "istio_namespace": "istio-system"})
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({"batch_size": 0}, "batch_size: 0; restart at least 1 gateway at a time"),
+        ({"min_ready": -1}, "min_ready: -1; give 0 or more"),
+        ({"restart": True, "state": "absent"}, "restart: true with state: absent"),
+    ],
+)
+def test_bad_rollout_options_name_the_option(params, expected):
+    with pytest.raises(InputError, match=expected):
+        revision_tag.check_inputs(dict(params, name="prod", revision="1-31", istio_namespace="istio-system"))
