@@ -13,6 +13,7 @@ in HOME and TMPDIR is searched for the token, the bed's CA key and the proxy cre
 import json
 import os
 import shutil
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -22,13 +23,12 @@ import ansible_runner
 import pytest
 import yaml
 
-from .test_rbac import RBAC, bed_connection, bind_optional_role, delete_all, token_for
+from .test_rbac import bind_optional_role, rbac  # noqa: F401 (rbac: the fixture)
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / ".build" / "collections"
-SA_NAME = next(d for d in RBAC if d["kind"] == "ServiceAccount")["metadata"]["name"]
 # Secrets handed to jobs besides the token: a proxy password in the environment (loopback is never proxied, so
 # the runs still reach the bed) and proxy basic-auth credentials.
 PROXY_PASSWORD = "awx-proxy-pw-" + uuid.uuid4().hex
@@ -36,22 +36,20 @@ BASIC_AUTH_PASSWORD = "awx-basic-pw-" + uuid.uuid4().hex
 # Variables of the test process that would hand a job a kubeconfig or other credentials.
 INHERITED = ("KUBECONFIG", "K8S_AUTH_KUBECONFIG", "K8S_AUTH_CONTEXT", "TESTBED_KUBECONFIG")
 
-RUNS = {"jobs": 0, "canceled": 0, "secrets_found": 0}
+RUNS = {"jobs": 0, "playbooks": set(), "canceled": 0, "files_scanned": 0, "secrets_found": 0}
 
 
 @pytest.fixture(scope="module")
-def credential(kube, testbed, tmp_path_factory):
-    """The ServiceAccount of docs/rbac/rbac.yml and the variables AWX's Kubernetes credential injects for it."""
-    delete_all(kube, RBAC)
-    for obj in RBAC:
-        kube.apply(obj)
-    server, ca = bed_connection(testbed.kubeconfig, tmp_path_factory.mktemp("awx-ca"))
-    token = token_for(kube, SA_NAME)
+def credential(request, testbed):
+    """The ServiceAccount of docs/rbac/rbac.yml (test_rbac's fixture) and the variables AWX's Kubernetes credential
+    injects for it."""
+    account = request.getfixturevalue("rbac")
+    token = account["api_key"]
     env = {
-        "K8S_AUTH_HOST": server,
+        "K8S_AUTH_HOST": account["host"],
         "K8S_AUTH_API_KEY": token,
         "K8S_AUTH_VERIFY_SSL": "True",
-        "K8S_AUTH_SSL_CA_CERT": ca,
+        "K8S_AUTH_SSL_CA_CERT": account["ca_cert"],
         "K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH": "awx-user:" + BASIC_AUTH_PASSWORD,
         "HTTPS_PROXY": "http://awx-proxy:%s@proxy.invalid:3128" % PROXY_PASSWORD,
     }
@@ -59,8 +57,7 @@ def credential(kube, testbed, tmp_path_factory):
     key_lines = [line for line in ca_key.read_text().splitlines() if line and not line.startswith("-----")]
     secrets = {"token": token, "proxy password": PROXY_PASSWORD, "basic-auth password": BASIC_AUTH_PASSWORD}
     secrets.update({"CA key line %d" % i: line for i, line in enumerate(key_lines[:3])})
-    yield {"env": env, "secrets": secrets}
-    delete_all(kube, RBAC)
+    return {"env": env, "secrets": secrets}
 
 
 class Job:
@@ -123,8 +120,9 @@ class Job:
         finally:
             os.environ.update(saved)
         RUNS["jobs"] += 1
+        RUNS["playbooks"].add(playbook)
         RUNS["canceled"] += runner.status == "canceled"
-        found = scan(pdd, home, tmp, self.credential["secrets"])
+        found, RUNS["files_scanned"] = scan(pdd, home, tmp, self.credential["secrets"], RUNS["files_scanned"])
         RUNS["secrets_found"] += len(found)
         assert not found, "secrets in what job %s left: %s" % (ident, found)
         runner.home, runner.tmp = home, tmp
@@ -139,7 +137,7 @@ class Job:
         return [e["event_data"].get("task") for e in runner.events if e["event"] == "runner_on_ok"]
 
 
-def scan(pdd, home, tmp, secrets):
+def scan(pdd, home, tmp, secrets, scanned=0):
     """(file, secret name) for every secret in a file of the job: all of the private data dir and whatever the job
     left in HOME and TMPDIR. Two places hold the injected environment by design and are checked without it:
     env/envvars (AWX writes the credential there) and artifacts/<ident>/command, where ansible-runner records the
@@ -155,8 +153,9 @@ def scan(pdd, home, tmp, secrets):
             recorded = json.loads(text)
             assert set(recorded) == {"command", "cwd", "env"}, sorted(recorded)
             text = json.dumps([recorded["command"], recorded["cwd"]])
+        scanned += 1
         found += [(str(path.relative_to(pdd.parent)), name) for name, value in secrets.items() if value in text]
-    return found
+    return found, scanned
 
 
 @pytest.fixture(scope="module")
@@ -424,7 +423,68 @@ def test_container_group_in_cluster_auth_reaches_istioctl_and_helm(job, kube, te
             kube.delete("v1", "Namespace", namespace)
 
 
+CONTROLLER = ROOT / "docs" / "awx" / "controller.yml"
+SURVEY_TYPES = {"text", "textarea", "password", "integer", "float", "multiplechoice", "multiselect"}
+
+
+def test_job_templates_as_code_match_awx_and_the_roles():
+    """docs/awx/controller.yml: a syntax check and ansible-lint with awx.awx installed (make peers), every task's
+    options documented by its awx.awx module (ansible-lint cannot check them), a job template for every playbook
+    but the demo, and every survey variable one its playbook's role documents."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false")
+    bin_dir = Path(sys.executable).parent
+    check = [str(bin_dir / "ansible-playbook"), "--syntax-check", "-i", "localhost,", str(CONTROLLER)]
+    assert subprocess.run(check, env=env, capture_output=True, text=True, check=False).returncode == 0
+    lint = subprocess.run(
+        [str(bin_dir / "ansible-lint"), "--profile", "production", str(CONTROLLER)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+    [play] = yaml.safe_load(CONTROLLER.read_text())
+    modules = {name: task[name] for task in play["tasks"] for name in task if name.startswith("awx.awx.")}
+    docs = subprocess.run(
+        [str(bin_dir / "ansible-doc"), "-j"] + sorted(modules), env=env, capture_output=True, text=True, check=True
+    )
+    for module, doc in json.loads(docs.stdout).items():
+        options = doc["doc"]["options"]
+        known = set(options) | {alias for spec in options.values() for alias in spec.get("aliases") or []}
+        assert set(modules[module]) <= known, "%s: not options of the module: %s" % (
+            module,
+            set(modules[module]) - known,
+        )
+
+    [templates] = [task["loop"] for task in play["tasks"] if "awx.awx.job_template" in task]
+    playbooks = {p.name for p in (ROOT / "playbooks").glob("*.yml")} - {"demo.yml"}
+    assert {Path(t["playbook"]).name for t in templates} >= playbooks
+    for template in templates:
+        text = (ROOT / template["playbook"]).read_text()
+        roles = [r for r in ("shared_gateway", "dedicated_gateway", "gateway_upgrade", "gateway_cleanup") if r in text]
+        specs = ROOT / "roles" / roles[0] / "meta" / "argument_specs.yml"
+        documented = set(yaml.safe_load(specs.read_text())["argument_specs"]["main"]["options"])
+        documented |= {"istio_ops_upgrade_strategy", "istio_ops_hosts"}  # the playbooks' own
+        for question in template["survey"]:
+            assert question["variable"] in documented, (template["name"], question["variable"])
+            assert question["type"] in SURVEY_TYPES, (template["name"], question)
+        assert set(template.get("extra_vars") or {}) <= documented, template["name"]
+
+
 def test_counts():
     """What README.md reports: jobs run under ansible-runner, cancels survived, secrets found in what they left."""
-    print("\nansible-runner jobs: %(jobs)d, cancels survived: %(canceled)d, secrets found: %(secrets_found)d" % RUNS)
-    assert RUNS["jobs"] >= 8 and RUNS["canceled"] >= 1 and RUNS["secrets_found"] == 0, RUNS
+    print(
+        "\nansible-runner jobs: %d of %d playbooks (%s), cancels survived: %d, files scanned: %d, secrets found: %d"
+        % (
+            RUNS["jobs"],
+            len(RUNS["playbooks"]),
+            ", ".join(sorted(RUNS["playbooks"])),
+            RUNS["canceled"],
+            RUNS["files_scanned"],
+            RUNS["secrets_found"],
+        )
+    )
+    assert RUNS["jobs"] >= 10 and len(RUNS["playbooks"]) >= 5 and RUNS["canceled"] >= 1, RUNS
+    assert RUNS["secrets_found"] == 0, RUNS
