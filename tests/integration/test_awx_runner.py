@@ -23,7 +23,7 @@ import ansible_runner
 import pytest
 import yaml
 
-from .test_rbac import bind_optional_role, rbac  # noqa: F401 (rbac: the fixture)
+from .test_rbac import bind_optional_role, rbac  # the fixture  # noqa: F401  # pylint: disable=unused-import
 
 pytestmark = pytest.mark.integration
 
