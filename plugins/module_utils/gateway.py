@@ -43,6 +43,7 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import (
     Conflict,
     Invalid,
     NotFound,
+    field_owners,
     object_diff,
     restart_patch,
     strip_noise,
@@ -339,6 +340,7 @@ class IstioGatewayManager(Manager):
                 self._claim(method, migration["live"], dry_run=False)
         if needs_apply and not self.check_mode:
             started = time.monotonic()
+            self._hand_replicas_over(live_deployment)
             method.apply(desired, changes)
             timings["install_seconds"] = round(time.monotonic() - started, 3)
         if prunes:
@@ -602,6 +604,27 @@ class IstioGatewayManager(Manager):
             # Created meanwhile by a concurrent run (an AWX double launch): it exists now, which is what we need.
             return
         self.result["namespace_created"] = True
+
+    def _hand_replicas_over(self, live_deployment):
+        """From fixed replicas to an autoscaler: an apply that no longer sets spec.replicas would reset the
+        Deployment to 1 pod until the HPA scales it back. The count first goes to a field manager of its own (the
+        ownership transfer Kubernetes documents for server-side apply), so it stays until the HPA changes it."""
+        if live_deployment is None or not autoscaled(self.params) or "replicas" not in live_deployment["spec"]:
+            return
+        meta = live_deployment["metadata"]
+        if self.kube.get("autoscaling/v2", "HorizontalPodAutoscaler", meta["name"], meta["namespace"]) is not None:
+            return  # an HPA scales it already
+        if field_owners(live_deployment, ("spec", "replicas")) == [L.REPLICAS_HANDOVER_MANAGER]:
+            return
+        self.kube.apply(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                "spec": {"replicas": live_deployment["spec"]["replicas"]},
+            },
+            field_manager=L.REPLICAS_HANDOVER_MANAGER,
+        )
 
     def _restart(self, workload):
         try:

@@ -37,4 +37,11 @@ class GatewayInfoManager(Manager):
             for gateway, canaries in inventory.find_gateway_api_gateways(self.kube, p.get("namespace"), p.get("name"))
         ]
         self.result["control_planes"] = control_plane.all_control_planes(self.kube, p["istio_namespace"])
+        # A gateway labelled with a revision tag runs the revision the tag points at: the summary says which, and
+        # which tag it follows (a report of a tag upgrade then shows revisions, not the tag's name twice).
+        tags = {c["revision"]: c["resolved_revision"] for c in self.result["control_planes"]}
+        for facts in self.result["gateways"]:
+            summary = facts["summary"]
+            summary["follows"] = summary["revision"]
+            summary["revision"] = tags.get(summary["revision"], summary["revision"])
         return self.result

@@ -571,6 +571,18 @@ def _decision_marks(obj):
     return ((obj or {}).get("metadata") or {}).get("uid"), strip_noise(obj)
 
 
+def field_owners(obj, path):
+    """The field managers whose managedFields own `path` (a tuple of field names, e.g. ("spec", "replicas"))."""
+    owners = []
+    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
+        fields = entry.get("fieldsV1") or {}
+        for name in path:
+            fields = fields.get("f:" + name) if isinstance(fields, dict) else None
+        if fields is not None:
+            owners.append(entry.get("manager"))
+    return owners
+
+
 def restart_patch():
     """The merge patch of `kubectl rollout restart`: a new pod-template annotation, so every pod is replaced."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

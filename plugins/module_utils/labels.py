@@ -40,6 +40,8 @@ ISTIO_TAG = "istio.io/tag"
 ISTIOCTL_FIELD_MANAGER = "istio-operator"
 # Field manager for the collection's own writes.
 FIELD_MANAGER = "istio_ops.gateways"
+# Field manager that holds a Deployment's replica count while an autoscaler takes it over (gateway.py).
+REPLICAS_HANDOVER_MANAGER = "istio_ops.gateways-replicas-handover"
 
 # Pod-template annotation `kubectl rollout restart` sets.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"

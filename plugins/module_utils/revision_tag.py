@@ -320,24 +320,32 @@ class RevisionTagManager(Manager):
 
     # -- waiting -----------------------------------------------------------------
     def _wait_rerendered(self, gateways, revision):
-        """Until istiod of the new revision has re-rendered each Gateway API follower and it has rolled out (the
-        Deployment's pod template annotation istio.io/rev names the istiod that rendered it)."""
+        """Until istiod of the new revision has re-rendered every Gateway API follower and each has rolled out (the
+        Deployment's pod template annotation istio.io/rev names the istiod that rendered it); one wait_timeout for
+        them all, as istiod re-renders them at once."""
+        deployments = []
         for gateway in [g for g in gateways if g["api"] == "gateway_api"]:
             live = self.kube.get(ownership.GATEWAY_API, "Gateway", gateway["name"], gateway["namespace"])
-            if live is None:
-                continue
-            name = install_gateway_api.deployed_name_of(live)
+            if live is not None:
+                deployments.append((install_gateway_api.deployed_name_of(live), gateway["namespace"]))
 
-            def check(name=name, namespace=gateway["namespace"]):
+        def check():
+            for name, namespace in deployments:
                 dep = self.kube.get("apps/v1", "Deployment", name, namespace)
+                where = "Deployment %s/%s" % (namespace, name)
                 if dep is None:
-                    return (False, "no Deployment yet")
+                    return (False, "%s: not there yet" % where)
                 rendered_by = (dep["spec"]["template"]["metadata"].get("annotations") or {}).get(L.REVISION)
                 if rendered_by != revision:
-                    return (False, "rendered by revision %s" % rendered_by)
-                return rollout_complete(dep)
+                    return (False, "%s: rendered by revision %s" % (where, rendered_by))
+                done, detail = rollout_complete(dep)
+                if not done:
+                    return (False, "%s: %s" % (where, detail))
+            return (True, "re-rendered")
 
-            where = "%s/%s" % (gateway["namespace"], name)
+        if deployments:
             self.kube.wait(
-                "Deployment %s re-rendered by revision %s" % (where, revision), check, self.params["wait_timeout"]
+                "%d Gateway API gateway(s) re-rendered by revision %s" % (len(deployments), revision),
+                check,
+                self.params["wait_timeout"],
             )

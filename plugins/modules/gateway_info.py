@@ -140,7 +140,13 @@ gateways:
         namespace: {description: Its namespace., type: str, returned: always}
         api: {description: "V(istio) or V(gateway_api).", type: str, returned: always}
         method: {description: "Install method by its marks, null for none.", type: str, returned: always}
-        revision: {description: "The gateway's revision, as RV(gateways[].revision).", type: str, returned: always}
+        revision:
+          description:
+            - The revision it runs - RV(gateways[].revision), or, when that names a revision tag, the revision the tag
+              points at.
+          type: str
+          returned: always
+        follows: {description: "The revision or tag its C(istio.io/rev) label names.", type: str, returned: always}
         ready: {description: Ready pods of all its Deployments., type: int, returned: always}
         desired: {description: Desired pods (spec replicas) of all its Deployments., type: int, returned: always}
         address: {description: Its stable Service's load balancer address else cluster IP., type: str, returned: always}
@@ -159,7 +165,7 @@ gateways:
         - name: istio-ingressgateway
           endpoints_by_revision: {default: {ready: 9, not_ready: 0}, 1-31: {ready: 1, not_ready: 0}}
       summary: {name: istio-ingressgateway, namespace: istio-ingress, api: istio, method: istioctl, revision: default,
-                ready: 10, desired: 10, address: 10.96.0.12, managed_by_collection: true}
+                follows: default, ready: 10, desired: 10, address: 10.96.0.12, managed_by_collection: true}
 """
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils.common import run_module

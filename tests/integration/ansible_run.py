@@ -71,21 +71,30 @@ class AnsibleRunner:
 
     def module(self, name, args=None, check=False, diff=False, env=None):
         """Run one module task; return its result dict (failed results included, never raised)."""
-        task = {
-            "name": "under test",
-            "istio_ops.gateways." + name: args or {},
-            "check_mode": check,
-            "diff": diff,
-            "register": "result",
-            "ignore_errors": True,
-        }
-        play = [{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]
+        return self.modules(name, args, [(check, diff)], env=env)[0]
+
+    def modules(self, name, args, steps, env=None):
+        """Run the module once per (check, diff) step, as tasks of one playbook (one ansible-playbook start, which
+        costs the machine more than most module runs); return the results in order, failed ones included."""
+        tasks = [
+            {
+                "name": "under test %d" % index,
+                "istio_ops.gateways." + name: args or {},
+                "check_mode": check,
+                "diff": diff,
+                "register": "result",
+                "ignore_errors": True,
+            }
+            for index, (check, diff) in enumerate(steps)
+        ]
+        play = [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]
         rc, parsed, raw = self.playbook(yaml.safe_dump(play), env=env)
-        if parsed is None:
-            raise AssertionError("ansible-playbook produced no JSON (rc=%s):\n%s" % (rc, raw[-4000:]))
-        result = parsed["tasks"][0]["hosts"]["localhost"]
-        result["_raw"] = raw
-        return result
+        if parsed is None or len(parsed["tasks"]) != len(steps):
+            raise AssertionError("ansible-playbook produced no JSON for every step (rc=%s):\n%s" % (rc, raw[-4000:]))
+        results = [task["hosts"]["localhost"] for task in parsed["tasks"]]
+        for result in results:
+            result["_raw"] = raw
+        return results
 
     def role(self, name, role_vars, check=False, diff=False, env=None):
         """Run one of the collection's roles as users include it; return the run's outcome: `failed` and `msg` (of
@@ -112,12 +121,7 @@ class AnsibleRunner:
 
     def four_steps(self, name, args):
         """Check mode, real, check again, real again: the results, for the changed/changed/not/not pattern."""
-        return [
-            self.module(name, args, check=True, diff=True),
-            self.module(name, args, diff=True),
-            self.module(name, args, check=True, diff=True),
-            self.module(name, args),
-        ]
+        return self.modules(name, args, [(True, True), (False, True), (True, True), (False, False)])
 
 
 def assert_four_steps(results):

@@ -165,6 +165,20 @@ def test_install_converges_and_istiod_deploys_what_the_options_say(ansible, kube
     assert kube.get("apps/v1", "Deployment", "gw-istio", ns)["spec"]["replicas"] == 3
     assert ansible.module("istio_gateway", fixed)["changed"] is False
 
+    # An HPA someone made by hand at istiod's name (no ownerReference to the Gateway) is not pruned.
+    theirs = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "gw-istio", "namespace": ns},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}, "maxReplicas": 2},
+    }
+    kube.apply(theirs, field_manager="kubectl")
+    hand_made = kube.get("autoscaling/v2", "HorizontalPodAutoscaler", "gw-istio", ns)
+    again = ansible.module("istio_gateway", fixed)
+    assert again["changed"] is False and not again.get("failed"), again.get("msg")
+    left = kube.get("autoscaling/v2", "HorizontalPodAutoscaler", "gw-istio", ns)
+    assert left["metadata"]["resourceVersion"] == hand_made["metadata"]["resourceVersion"]
+
 
 def test_routes_are_delegated_to_labelled_application_namespaces(ansible, kube, testbed, namespace_factory):
     """The shared topology: one Gateway, HTTPRoutes in the application namespaces it selects, TLS kept with it."""
@@ -311,6 +325,11 @@ def test_objects_of_others_in_the_way_are_refused_and_left_alone(ansible, kube, 
     for check in (True, False):
         result = ansible.module("istio_gateway", api_args(ns), check=check)
         failed_with(result, expected)
+    assert snapshot(kube, [ns]) == before
+    # Removing the gateway deletes nothing of theirs either (there is no gateway of the collection's here).
+    for check in (True, False):
+        removed = ansible.module("istio_gateway", api_args(ns, state="absent"), check=check)
+        assert removed["changed"] is False and not removed.get("failed"), removed.get("msg")
     assert snapshot(kube, [ns]) == before
     after = kube.get(GATEWAY_API, "Gateway", "gw", ns)
     assert (after or {}).get("metadata", {}).get("resourceVersion") == (gateway_before or {}).get("metadata", {}).get(

@@ -134,6 +134,35 @@ def test_egress_gateway(ansible, kube, audit, testbed, namespace_factory, method
     assert kube.list("autoscaling/v2", "HorizontalPodAutoscaler", ns) == []
 
 
+@pytest.mark.parametrize("method", ("istioctl", "manifest", "gateway_api"))
+def test_fixed_replicas_handed_to_an_autoscaler_keep_their_count(ansible, kube, testbed, namespace_factory, method):
+    """Fixed replicas -> autoscaling: an apply that stops setting spec.replicas would reset the Deployment to 1 pod
+    (here it would stay at 1: the bed has no metrics, so the HPA never scales up). Not helm: its three-way merge
+    deletes the field whoever owns it."""
+    ns = namespace_factory("h-" + method.replace("_", ""))
+    if method == "gateway_api":
+        from .test_gateway_api import api_args, make_namespace
+
+        make_namespace(kube, ns)
+        base, deployed = api_args(ns), "gw-istio"
+    else:
+        base, deployed = gateway_args(testbed, method, ns), "gw"
+    fixed = dict(base, replicas=3, autoscaling={"enabled": False})
+    first = ansible.module("istio_gateway", fixed)
+    assert first["changed"] and not first.get("failed"), first.get("msg")
+    scaled = dict(base, autoscaling={"min": 1, "max": 5})
+    switched = ansible.module("istio_gateway", scaled)
+    assert switched["changed"] and not switched.get("failed"), switched.get("msg")
+
+    def autoscaled():
+        hpa = kube.get("autoscaling/v2", "HorizontalPodAutoscaler", deployed, ns)
+        return hpa is not None, "no HPA yet"
+
+    kube.wait("the HPA", autoscaled, 60)  # istiod deploys it for a Gateway API gateway after the module returns
+    assert kube.get("apps/v1", "Deployment", deployed, ns)["spec"]["replicas"] == 3
+    assert ansible.module("istio_gateway", scaled)["changed"] is False
+
+
 @pytest.mark.parametrize("method", NEW_METHODS)
 def test_in_place_revision_upgrade(ansible, kube, testbed, namespace_factory, method):
     ns = namespace_factory("u-" + method)

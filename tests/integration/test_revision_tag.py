@@ -223,6 +223,9 @@ def test_a_tag_rollout_moves_its_gateways_one_by_one_and_rolls_back_when_one_fai
         assert all(
             inventory.injected_revision(p) == canary and ready_since(p) for group in pods.values() for p in group
         )
+        # gateway_info's summary says what a tag follower runs, and which tag it follows.
+        info = ansible.module("gateway_info", {"namespace": namespaces[first]})
+        assert {(g["summary"]["revision"], g["summary"]["follows"]) for g in info["gateways"]} == {(canary, tag)}
         for previous, following in zip(order, order[1:]):
             # The next gateway's new pods were created only once the previous one's were all ready.
             assert min(p["metadata"]["creationTimestamp"] for p in pods[following]) >= max(

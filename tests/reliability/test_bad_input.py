@@ -987,7 +987,7 @@ CASES = [
             "gateway_upgrade_namespace": c["gw_ns"],
             "gateway_upgrade_name": GW,
         },
-        ["canary/external need a revision"],
+        ["canary/external/tag need gateway_upgrade_revision"],
     ),
     Case(
         "role-upgrade-gateway-missing",
