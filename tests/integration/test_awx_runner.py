@@ -12,6 +12,7 @@ in HOME and TMPDIR is searched for the token, the bed's CA key and the proxy cre
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -466,7 +467,9 @@ def test_job_templates_as_code_match_awx_and_the_roles():
         roles = [r for r in ("shared_gateway", "dedicated_gateway", "gateway_upgrade", "gateway_cleanup") if r in text]
         specs = ROOT / "roles" / roles[0] / "meta" / "argument_specs.yml"
         documented = set(yaml.safe_load(specs.read_text())["argument_specs"]["main"]["options"])
-        documented |= {"istio_ops_upgrade_strategy", "istio_ops_hosts"}  # the playbooks' own
+        # the playbooks' own: istio_ops_*, and the fleet playbook's fleet_upgrade_* (read in its vars file)
+        own = text + "".join(v.read_text() for v in (ROOT / "playbooks" / "vars").glob(Path(template["playbook"]).name))
+        documented |= set(re.findall(r"\b(?:istio_ops|fleet_upgrade)_[a-z_]+", own))
         for question in template["survey"]:
             assert question["variable"] in documented, (template["name"], question["variable"])
             assert question["type"] in SURVEY_TYPES, (template["name"], question)
