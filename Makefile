@@ -101,9 +101,10 @@ integration: venv collection peers
 	$(PYTHON) -m pytest $(PYTEST_FLAGS) -m integration tests/integration
 
 # `make suites` runs integration as two halves on bed clusters of their own. The first half holds the bed's
-# own tests and the fleet playbook's (their fleet fixtures start cluster-2 and cluster-3) and the install-method
-# tests, the Gateway API method's among them; every other file, a new one too, is the second half.
-INTEGRATION_1 := $(addprefix tests/integration/,test_testbed.py test_install_methods.py test_peers.py test_helm_runner.py test_manifest_method.py test_gateway_api.py test_fleet_upgrade.py)
+# own tests and the fleet playbook's (their fleet fixtures start cluster-2 and cluster-3), the install-method
+# tests, the Gateway API method's among them, and the ansible-runner (AWX) jobs; every other file, a new one too,
+# is the second half.
+INTEGRATION_1 := $(addprefix tests/integration/,test_testbed.py test_install_methods.py test_peers.py test_helm_runner.py test_manifest_method.py test_gateway_api.py test_fleet_upgrade.py test_awx_runner.py)
 INTEGRATION_2 := $(filter-out $(INTEGRATION_1),$(wildcard tests/integration/test_*.py))
 .PHONY: integration-1 integration-2
 integration-1 integration-2: integration-%: venv collection peers

@@ -2,12 +2,13 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What every module does around its manager: build the module, map errors to fail_json."""
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.istio_ops.gateways.plugins.module_utils.binary import install_signal_handlers
-from ansible_collections.istio_ops.gateways.plugins.module_utils.connection import kubeconfig_secrets
+from ansible_collections.istio_ops.gateways.plugins.module_utils.connection import kubeconfig_secrets, proxy_secrets
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import (
     HAS_KUBERNETES,
@@ -26,15 +27,19 @@ except ImportError as exc:  # pragma: no cover
 
 
 class GatewayModule(AnsibleModule):
-    """AnsibleModule that masks an inline kubeconfig's secrets in everything it logs or returns.
+    """AnsibleModule that masks an inline kubeconfig's secrets and a proxy URL's password in everything it logs
+    or returns.
 
     The mask is set as soon as the raw parameters are read, so that it also covers the invocation an
-    argument-validation failure reports.
+    argument-validation failure reports; the proxy's environment fallback (an AWX credential) is not applied
+    yet then, so it is read here too.
     """
 
     def _set_internal_properties(self, *args, **kwargs):
         super(GatewayModule, self)._set_internal_properties(*args, **kwargs)
         self.no_log_values.update(kubeconfig_secrets(self.params.get("kubeconfig")))
+        for proxy in (self.params.get("proxy"), os.environ.get("K8S_AUTH_PROXY")):
+            self.no_log_values.update(proxy_secrets(proxy))
 
 
 def run_module(manager_cls, argument_spec, **module_kwargs):

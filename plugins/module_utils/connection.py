@@ -119,9 +119,17 @@ def kubeconfig_secrets(kubeconfig):
     for entry in kubeconfig.get("clusters") or []:
         cluster = (entry.get("cluster") if isinstance(entry, dict) else None) or {}
         if isinstance(cluster, dict) and cluster.get("proxy-url"):
-            parsed = urlparse(str(cluster["proxy-url"]))
-            found.update(unquote(v) for v in (parsed.password,) if v)
+            found.update(proxy_secrets(cluster["proxy-url"]))
     return {v for v in found if len(v) >= 4}  # shorter ones would mask all over the output and hide nothing
+
+
+def proxy_secrets(url):
+    """The password of a proxy URL (http://user:password@host:port), as given and decoded, to mask in all output:
+    the option `proxy` is no secret as a whole, so Ansible would show it in every task's invocation."""
+    if not url:
+        return set()
+    password = urlparse(str(url)).password
+    return {v for v in (password, unquote(password or "")) if v and len(v) >= 4}
 
 
 def _describe_kubeconfig(kubeconfig):

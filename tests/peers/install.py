@@ -23,7 +23,8 @@ from pathlib import Path
 from tests.testbed.common import REPO_ROOT, cache_root, fmt_elapsed, log
 
 PINS = Path(__file__).resolve().with_name("pins.txt")
-PEERS = ["kubernetes/core"]
+# awx.awx: docs/awx/controller.yml (job templates and surveys as code) is syntax-checked and linted against it.
+PEERS = ["kubernetes/core", "awx/awx"]
 LINK_ROOT = REPO_ROOT / ".build" / "collections" / "ansible_collections"
 
 

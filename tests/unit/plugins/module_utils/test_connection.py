@@ -185,6 +185,22 @@ def test_inline_kubeconfig_secrets_are_listed_and_never_in_errors():
 
 
 @pytest.mark.parametrize(
+    "url, secrets",
+    [
+        ("http://alice:proxy-s3cret@proxy.example:3128", {"proxy-s3cret"}),
+        ("http://alice:p%40ss-word@proxy.example:3128", {"p%40ss-word", "p@ss-word"}),  # as given and decoded
+        ("http://proxy.example:3128", set()),
+        ("http://alice:abc@proxy.example:3128", set()),  # too short to mask without garbling the output
+        (None, set()),
+    ],
+)
+def test_proxy_url_passwords_are_listed_for_masking(url, secrets):
+    """The option `proxy` (K8S_AUTH_PROXY of an AWX credential) shows in every task's invocation: its password
+    must be masked there."""
+    assert connection.proxy_secrets(url) == secrets
+
+
+@pytest.mark.parametrize(
     "content, fragment",
     [("", "holds no PEM certificate (it is empty)"), ("not a certificate\n", "holds no PEM certificate")],
 )
