@@ -102,13 +102,15 @@ integration: venv collection peers
 
 # `make suites` runs integration as two halves on bed clusters of their own. The first half holds the bed's
 # own tests and the fleet playbook's (their fleet fixtures start cluster-2 and cluster-3), the install-method
-# tests, the Gateway API method's among them, and the ansible-runner (AWX) jobs; every other file, a new one too,
-# is the second half.
-INTEGRATION_1 := $(addprefix tests/integration/,test_testbed.py test_install_methods.py test_peers.py test_helm_runner.py test_manifest_method.py test_gateway_api.py test_fleet_upgrade.py test_awx_runner.py)
-INTEGRATION_2 := $(filter-out $(INTEGRATION_1),$(wildcard tests/integration/test_*.py))
-.PHONY: integration-1 integration-2
-integration-1 integration-2: integration-%: venv collection peers
-	$(PYTHON) -m pytest $(PYTEST_FLAGS) -m integration $(INTEGRATION_$*)
+# tests, the Gateway API method's among them; every other file, a new one too, is the second half, but the
+# ansible-runner (AWX) jobs, which run after the reliability suite.
+INTEGRATION_1 := $(addprefix tests/integration/,test_testbed.py test_install_methods.py test_peers.py test_helm_runner.py test_manifest_method.py test_gateway_api.py test_fleet_upgrade.py)
+# The ansible-runner (AWX) jobs follow the reliability suite on its cluster (make suites).
+INTEGRATION_AWX := tests/integration/test_awx_runner.py
+INTEGRATION_2 := $(filter-out $(INTEGRATION_1) $(INTEGRATION_AWX),$(wildcard tests/integration/test_*.py))
+.PHONY: integration-1 integration-2 integration-awx
+integration-1 integration-2 integration-awx: integration-%: venv collection peers
+	$(PYTHON) -m pytest $(PYTEST_FLAGS) -m integration $(INTEGRATION_$(subst awx,AWX,$*))
 
 # Bad input, injected faults (API server restarts, killed istioctl, 409s, webhook outages), double launches,
 # foreign objects and secrets on the test bed; prints the counts README.md's Reliability section reports.
@@ -119,14 +121,15 @@ reliability: venv collection
 # The two integration halves and reliability at once, each on a bed cluster of its own (the reliability suite
 # restarts its API server and stops its istiods on purpose); one line per test, prefixed with the suite's
 # name, and each suite's slowest tests at its end (to balance the halves by). Molecule follows the first half on
-# its cluster (the primary), which leaves the three lanes about as long as each other.
+# its cluster (the primary), the ansible-runner jobs the reliability suite on its: the lanes took 28, 32 and 29
+# min before the fleet, AWX and Molecule work was spread over them this way.
 SUITE_FLAGS := -v --durations=12 --durations-min=20
 .PHONY: suites
 suites: venv collection peers testbed-build
 	$(PYTHON) tests/parallel.py \
 	  "integration-1=TESTBED_CLUSTER=cluster-1 $(MAKE) -s integration-1 PYTEST_FLAGS='$(SUITE_FLAGS)' && $(MAKE) -s molecule" \
 	  "integration-2=TESTBED_CLUSTER=integration-2 $(MAKE) -s integration-2 PYTEST_FLAGS='$(SUITE_FLAGS)'" \
-	  "reliability=TESTBED_CLUSTER=reliability $(MAKE) -s reliability PYTEST_FLAGS='$(SUITE_FLAGS)'"
+	  "reliability=TESTBED_CLUSTER=reliability $(MAKE) -s reliability PYTEST_FLAGS='$(SUITE_FLAGS)' && TESTBED_CLUSTER=reliability $(MAKE) -s integration-awx PYTEST_FLAGS='$(SUITE_FLAGS)'"
 
 molecule: venv collection
 	tests/molecule.sh

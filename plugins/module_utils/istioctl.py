@@ -34,6 +34,8 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.binary import (
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError
 
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)")
+# A line of istioctl's own log (timestamp, tab, level, tab), which some commands print on stdout among the YAML.
+_LOG_LINE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.]+Z?\t(debug|info|warn|warning|error|fatal)\t")
 
 # ISTIO_OPS_GATEWAYS_CACHE: a directory for the cache, or "off"; default $XDG_CACHE_HOME (~/.cache)/istio-ops-gateways.
 CACHE_ENV = "ISTIO_OPS_GATEWAYS_CACHE"
@@ -256,7 +258,20 @@ class Istioctl(Binary):
         out = self.run(
             ["tag", "generate", tag, "--revision", revision, "--overwrite", "--istioNamespace", istio_namespace]
         )
-        return [doc for doc in yaml.safe_load_all(out) if doc]
+        # istioctl logs to stdout: without watch permissions (docs/rbac), "watch error ... cannot watch" lines come
+        # between the documents. They are not YAML; they are passed on as warnings.
+        lines = out.splitlines(True)
+        for line in lines:
+            if _LOG_LINE_RE.match(line):
+                self.module.warn("istioctl tag generate logged: %s" % line.strip().replace("\t", " "))
+        try:
+            return [doc for doc in yaml.safe_load_all("".join(l for l in lines if not _LOG_LINE_RE.match(l))) if doc]
+        except yaml.YAMLError as exc:
+            raise GatewayError(
+                "binary_path: istioctl tag generate printed what is not YAML (%s); use the istioctl of the revision, "
+                "and see the output above" % str(exc).splitlines()[0],
+                stdout=out[-2000:],
+            )
 
     def install(self, iop_path, wait_timeout=None):
         args = ["install", "-y", "-f", iop_path]

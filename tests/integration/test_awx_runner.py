@@ -24,7 +24,7 @@ import ansible_runner
 import pytest
 import yaml
 
-from .test_rbac import bind_optional_role, rbac  # the fixture  # noqa: F401  # pylint: disable=unused-import
+from .test_rbac import SA_NAME, SA_NAMESPACE, bind_optional_role, rbac  # the fixture  # noqa: F401  # pylint: disable=unused-import
 
 pytestmark = pytest.mark.integration
 
@@ -280,6 +280,54 @@ def test_playbooks_run_under_ansible_runner_with_injected_credentials(job, kube,
             kube.delete("v1", "Namespace", namespace)
 
 
+def test_a_tag_upgrade_job_moves_the_tag_and_rolls_its_gateway(job, ansible, kube, testbed):
+    """upgrade_tag.yml as the ServiceAccount with the optional revision-tags role bound cluster-wide (docs/rbac.md):
+    the tag moves to the canary revision and the gateway that follows it is restarted onto it."""
+    suffix = uuid.uuid4().hex[:6]
+    tag, namespace = "awx-" + suffix, "awx-tag-" + suffix
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "istio-ops-gateways-revision-tags-" + suffix},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "istio-ops-gateways-revision-tags",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": SA_NAME, "namespace": SA_NAMESPACE}],
+    }
+    created = ansible.module("revision_tag", {"name": tag, "revision": "default", "binary_path": str(testbed.istioctl)})
+    assert not created.get("failed"), created.get("msg")
+    try:
+        kube.apply(binding)
+        gateway = {"name": "gw", "namespace": namespace, "method": "manifest", "revision": tag, "replicas": 1}
+        installed = ansible.module("istio_gateway", dict(gateway, autoscaling={"enabled": False}))
+        assert not installed.get("failed"), installed.get("msg")
+        upgrade = Job(job.base, job.credential, testbed.istioctl_canary)
+        moved = upgrade.run(
+            "upgrade_tag.yml",
+            {
+                "gateway_upgrade_tag": tag,
+                "gateway_upgrade_revision": testbed.canary_revision,
+                "gateway_upgrade_tag_batch_size": 1,
+            },
+        )
+        assert moved.status == "successful", job.failed_tasks(moved)
+        hook = kube.get("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "istio-revision-tag-" + tag)
+        assert hook["metadata"]["labels"]["istio.io/rev"] == testbed.canary_revision
+        pods = kube.list("v1", "Pod", namespace)
+        assert pods and all(
+            json.loads(p["metadata"]["annotations"]["sidecar.istio.io/status"])["revision"] == testbed.canary_revision
+            for p in pods
+            if not p["metadata"].get("deletionTimestamp")
+        )
+    finally:
+        kube.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", binding["metadata"]["name"])
+        kube.delete("v1", "Namespace", namespace)
+        removed = ansible.module("revision_tag", {"name": tag, "state": "absent", "force": True})
+        assert not removed.get("failed"), removed.get("msg")
+
+
 def test_a_failing_job_at_vvv_echoes_no_secret(job, kube):
     """A proxy with credentials nobody listens on: the job fails naming the problem, -vvv, and no secret leaks."""
     namespace = "awx-fail-" + uuid.uuid4().hex[:6]
@@ -489,5 +537,5 @@ def test_counts():
             RUNS["secrets_found"],
         )
     )
-    assert RUNS["jobs"] >= 10 and len(RUNS["playbooks"]) >= 5 and RUNS["canceled"] >= 1, RUNS
+    assert RUNS["jobs"] >= 11 and len(RUNS["playbooks"]) >= 6 and RUNS["canceled"] >= 1, RUNS
     assert RUNS["secrets_found"] == 0, RUNS

@@ -117,3 +117,30 @@ def test_unreadable_kubeconfig_names_parameter(tmp_path):
     with pytest.raises(ConfigError) as err:
         KubeClient({"kubeconfig": str(tmp_path / "missing")})
     assert err.value.message.startswith("kubeconfig: cannot read")
+
+
+def test_tag_generate_keeps_istioctls_log_lines_out_of_the_yaml(monkeypatch):
+    """istioctl logs to stdout; a watch error between the documents is warned about, not parsed."""
+    from ansible_collections.istio_ops.gateways.plugins.module_utils import istioctl as istioctl_module
+
+    out = (
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata:\n"
+        "  name: istio-revision-tag-prod\n---\n"
+        "2026-12-02T07:50:01.123456Z\terror\twatch error in cluster Kubernetes: cannot watch resource\n"
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: istiod-revision-tag-prod\n"
+    )
+    warnings = []
+
+    class Module(object):
+        def warn(self, message):
+            warnings.append(message)
+
+    runner = istioctl_module.Istioctl.__new__(istioctl_module.Istioctl)
+    runner.module = Module()
+    monkeypatch.setattr(runner, "run", lambda args, **kwargs: out, raising=False)
+    docs = runner.tag_generate("prod", "1-31", "istio-system")
+    assert [d["kind"] for d in docs] == ["MutatingWebhookConfiguration", "Service"]
+    assert warnings == [
+        "istioctl tag generate logged: 2026-12-02T07:50:01.123456Z error watch error in cluster "
+        "Kubernetes: cannot watch resource"
+    ]
