@@ -260,12 +260,12 @@ class Istioctl(Binary):
         )
         # istioctl logs to stdout: without watch permissions (docs/rbac), "watch error ... cannot watch" lines come
         # between the documents. They are not YAML; they are passed on as warnings.
-        lines = out.splitlines(True)
-        for line in lines:
-            if _LOG_LINE_RE.match(line):
-                self.module.warn("istioctl tag generate logged: %s" % line.strip().replace("\t", " "))
+        logged = [line for line in out.splitlines(True) if _LOG_LINE_RE.match(line)]
+        for line in logged:
+            self.module.warn("istioctl tag generate logged: %s" % line.strip().replace("\t", " "))
+        documents = "".join(line for line in out.splitlines(True) if line not in logged)
         try:
-            return [doc for doc in yaml.safe_load_all("".join(l for l in lines if not _LOG_LINE_RE.match(l))) if doc]
+            return [doc for doc in yaml.safe_load_all(documents) if doc]
         except yaml.YAMLError as exc:
             raise GatewayError(
                 "binary_path: istioctl tag generate printed what is not YAML (%s); use the istioctl of the revision, "
