@@ -341,14 +341,16 @@ class KubeClient(object):
         `read` is the object as it was read for the decision to delete it: its uid and resourceVersion
         become preconditions, so an object deleted and recreated, or changed, since is never removed (409:
         Conflict). A change that cannot touch the decision (status only, e.g. an autoscaler's report) is read
-        again and the delete retried once; anything else fails.
+        again and the delete retried (a PodDisruptionBudget's status can change several times in a second while pods
+        come and go); anything else fails.
         Without `read`, the delete is by name only.
         """
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         if dry_run:
             body["dryRun"] = ["All"]
         path = self.resource(api_version, kind).path(namespace, name)
-        for attempt in (1, 2):
+        attempts = 4
+        for attempt in range(1, attempts + 1):
             meta = (read or {}).get("metadata") or {}
             preconditions = {k: meta[k] for k in ("uid", "resourceVersion") if meta.get(k)}
             if preconditions:
@@ -359,9 +361,15 @@ class KubeClient(object):
             except NotFound:
                 return False
             except Conflict as exc:
-                now = self.get(api_version, kind, name, namespace) if attempt == 1 else None
+                if attempt == attempts:
+                    now = None
+                else:
+                    now = self.get(api_version, kind, name, namespace)
+                    if now is None:
+                        return False  # gone meanwhile (another tool's prune, say): what the delete was for
                 if now is not None and _decision_marks(now) == _decision_marks(read):
                     read = now
+                    self.sleep(0.2 * attempt)
                     continue
                 raise Conflict(
                     "%s %s%s changed after it was read (precondition %s failed), so it was not deleted; run again "
