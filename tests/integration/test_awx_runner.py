@@ -476,6 +476,14 @@ CONTROLLER = ROOT / "docs" / "awx" / "controller.yml"
 SURVEY_TYPES = {"text", "textarea", "password", "integer", "float", "multiplechoice", "multiselect"}
 
 
+def with_included_tasks(path):
+    """The text of a playbook and of the task files it includes, recursively (tasks/ beside it)."""
+    text = path.read_text()
+    for name in re.findall(r"include_tasks: (?:tasks/)?([a-z_]+\.yml)", text):
+        text += with_included_tasks(ROOT / "playbooks" / "tasks" / name)
+    return text
+
+
 def test_job_templates_as_code_match_awx_and_the_roles():
     """docs/awx/controller.yml: a syntax check and ansible-lint with awx.awx installed (make peers), every task's
     options documented by its awx.awx module (ansible-lint cannot check them), a job template for every playbook
@@ -511,7 +519,7 @@ def test_job_templates_as_code_match_awx_and_the_roles():
     playbooks = {p.name for p in (ROOT / "playbooks").glob("*.yml")} - {"demo.yml"}
     assert {Path(t["playbook"]).name for t in templates} >= playbooks
     for template in templates:
-        text = (ROOT / template["playbook"]).read_text()
+        text = with_included_tasks(ROOT / template["playbook"])
         roles = [r for r in ("shared_gateway", "dedicated_gateway", "gateway_upgrade", "gateway_cleanup") if r in text]
         specs = ROOT / "roles" / roles[0] / "meta" / "argument_specs.yml"
         documented = set(yaml.safe_load(specs.read_text())["argument_specs"]["main"]["options"])
