@@ -40,7 +40,7 @@ class AnsibleRunner:
         env.update(overrides)
         return env
 
-    def playbook(self, text, extra_vars=None, env=None, verbosity=0, check=False, inventory="localhost,"):
+    def playbook(self, text, extra_vars=None, env=None, verbosity=0, check=False, inventory="localhost,", args=()):
         """Run a playbook given as YAML text; return (returncode, parsed JSON output, raw stdout+stderr)."""
         with tempfile.TemporaryDirectory(prefix="istio-ops-it-") as tmp:
             path = Path(tmp) / "play.yml"
@@ -61,6 +61,7 @@ class AnsibleRunner:
                 argv.append("--check")
             if verbosity:
                 argv.append("-" + "v" * verbosity)
+            argv += list(args)
             proc = subprocess.run(
                 argv, capture_output=True, text=True, env=self.env(**(env or {})), timeout=900, check=False
             )

@@ -60,3 +60,29 @@ def test_no_shell_or_command_tasks(role):
 def test_every_role_has_a_molecule_scenario():
     scenarios = ROLES.parent / "extensions" / "molecule"
     assert all((scenarios / role / "molecule.yml").exists() for role in ROLE_NAMES)
+
+
+DYNAMIC_INCLUDES = ("ansible.builtin.include_tasks", "include_tasks", "ansible.builtin.include_role", "include_role")
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(ROLES.glob("*/tasks/*.yml")) + sorted((ROLES.parent / "playbooks").rglob("*.yml")),
+    ids=lambda p: str(p.relative_to(ROLES.parent)),
+)
+def test_tags_on_a_dynamic_include_reach_what_it_includes(path):
+    """A tag on include_tasks / include_role selects the include alone: `--tags` would run it and skip every task
+    it includes. Its tags must be in `apply` too."""
+    document = yaml.safe_load(path.read_text()) or []
+    plays = [item for item in document if isinstance(item, dict)]
+    tasks = [t for item in plays for key in ("tasks", "pre_tasks", "post_tasks") for t in item.get(key) or []]
+    for task in tasks_in(tasks if "hosts" in (plays[0] if plays else {}) else plays):
+        action = next((key for key in DYNAMIC_INCLUDES if key in task), None)
+        if action and task.get("tags"):
+            applied = (task[action].get("apply") or {}).get("tags") if isinstance(task[action], dict) else None
+            assert set(task["tags"]) <= set(applied or []), "%s: %r has tags %s but apply.tags %s" % (
+                path.name,
+                task.get("name"),
+                task["tags"],
+                applied,
+            )
