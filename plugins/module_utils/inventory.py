@@ -107,13 +107,17 @@ def workload_status(kube, name, namespace):
     }
 
 
-def pods_by_revision(kube, namespace, selector):
-    """{revision: [pod names]} of the pods a selector picks."""
-    result = {}
-    for pod in kube.list("v1", "Pod", namespace, label_selector=L.selector_string(selector)):
-        rev = pod_revision_of(pod)
-        result.setdefault(rev, []).append(pod["metadata"]["name"])
-    return {k: sorted(v) for k, v in result.items()}
+def pod_facts(kube, namespace, selector):
+    """The `pods_by_revision` ({revision: [pod names]}) and `terminating_pods` ([pod names]) keys of a gateway's
+    facts, for the pods a selector picks. A pod being deleted (draining, or held by a finalizer) is in the second
+    only: it no longer counts for the revision the gateway serves."""
+    by_revision, terminating = {}, []
+    for pod in kube.list("v1", "Pod", namespace, label_selector=L.selector_string(selector)) if selector else []:
+        if pod["metadata"].get("deletionTimestamp"):
+            terminating.append(pod["metadata"]["name"])
+        else:
+            by_revision.setdefault(pod_revision_of(pod), []).append(pod["metadata"]["name"])
+    return {"pods_by_revision": {k: sorted(v) for k, v in by_revision.items()}, "terminating_pods": sorted(terminating)}
 
 
 def pod_revision_of(pod):
@@ -273,12 +277,12 @@ def describe_gateway(kube, stable, canaries):
         "revision": revision_of(stable),
         "revisions": sorted({d["revision"] for d in deployments}),
         "deployments": deployments,
-        "pods_by_revision": pods_by_revision(kube, namespace, selector) if selector else {},
         "services": service_facts,
         "hpa": hpas,
         "method": ownership.installed_by(stable),
         "owner": owner_facts(stable),
     }
+    facts.update(pod_facts(kube, namespace, selector))
     stable_service = [svc for svc in service_facts if svc["name"] == meta["name"]]
     facts["summary"] = gateway_summary(facts, stable_service[0] if stable_service else None)
     return facts
@@ -346,7 +350,6 @@ def describe_gateway_api(kube, gateway, canaries=()):
         "revision": revision,
         "revisions": sorted({d["revision"] for d in deployments}) or [revision],
         "deployments": deployments,
-        "pods_by_revision": pods_by_revision(kube, namespace, selector),
         "services": services,
         "hpa": hpas,
         "method": ownership.installed_by(gateway),
@@ -366,5 +369,6 @@ def describe_gateway_api(kube, gateway, canaries=()):
             "canaries": [c["metadata"]["name"] for c in canaries],
         },
     }
+    facts.update(pod_facts(kube, namespace, selector))
     facts["summary"] = gateway_summary(facts, stable_service)
     return facts

@@ -100,7 +100,19 @@ gateways:
       description: Stable and canary Deployments (name, role, revision, replicas, ready_replicas, ...).
       type: list
       returned: always
-    pods_by_revision: {description: Pod names by revision., type: dict, returned: always}
+    pods_by_revision:
+      description: Names of the gateway's pods by revision, without the pods being deleted.
+      type: dict
+      returned: always
+      sample: {"1-31": ["istio-ingressgateway-7d9c8-abcde"]}
+    terminating_pods:
+      description: >-
+        The gateway's pods being deleted (draining or held by a finalizer), whatever their revision; they are in
+        no list of O(gateways[].pods_by_revision).
+      type: list
+      elements: str
+      returned: always
+      sample: ["istio-ingressgateway-5f6b7-fghij"]
     services:
       description: The gateway's Service (and a canary's own Service) with endpoints_by_revision.
       type: list
