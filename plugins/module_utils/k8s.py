@@ -407,16 +407,48 @@ class KubeClient(object):
             self.sleep(interval)
 
     def wait_rollout(self, name, namespace, timeout):
-        """Wait as `kubectl rollout status` does; return the Deployment's final status."""
+        """Wait as `kubectl rollout status` does; return the Deployment's final status. Pods of the new template
+        that crash-loop fail the wait at once (naming them): the old pods keep serving, and waiting would not heal
+        them. A wait that times out names the new pods that are not ready and why."""
 
         def check():
             dep = self.get("apps/v1", "Deployment", name, namespace)
             if dep is None:
                 return (False, "the Deployment does not exist")
-            return rollout_complete(dep)
+            done, detail = rollout_complete(dep)
+            if done or not observed(dep):
+                return done, detail  # until the controller observed the spec, the newest pods may be the old ones
+            pods = self.rollout_pods(dep)
+            crashing = [pod_problem(p) for p in pods if crash_looping(p)]
+            if crashing:
+                raise K8sError(
+                    "rollout of Deployment %s/%s stopped: its new pods crash (%s); the pods of the previous template "
+                    "keep serving. See the pods' logs (kubectl logs -n %s %s -c istio-proxy --previous), fix the cause "
+                    "and run again" % (namespace, name, "; ".join(crashing), namespace, crashing[0].split(" ", 1)[0])
+                )
+            waiting = [pod_problem(p) for p in pods if not is_ready(p)]
+            return False, "; ".join([detail] + waiting[:3])
 
         self.wait("rollout of Deployment %s/%s" % (namespace, name), check, timeout)
         return self.get("apps/v1", "Deployment", name, namespace)
+
+    def rollout_pods(self, dep):
+        """The pods of a Deployment's current template: those of its ReplicaSet of the same revision, by that
+        ReplicaSet's pod-template-hash. [] while the controller has not made it yet."""
+        meta = dep["metadata"]
+        selector = (dep["spec"].get("selector") or {}).get("matchLabels") or {}
+        revision = (meta.get("annotations") or {}).get(DEPLOYMENT_REVISION_ANNOTATION)
+        if not selector or revision is None:
+            return []
+        namespace = meta["namespace"]
+        for rs in self.list("apps/v1", "ReplicaSet", namespace, label_selector=L.selector_string(selector)):
+            owned = any(o.get("uid") == meta.get("uid") for o in rs["metadata"].get("ownerReferences") or [])
+            rs_revision = (rs["metadata"].get("annotations") or {}).get(DEPLOYMENT_REVISION_ANNOTATION)
+            template_hash = (rs["metadata"].get("labels") or {}).get("pod-template-hash")
+            if owned and rs_revision == revision and template_hash:
+                pods = dict(selector, **{"pod-template-hash": template_hash})
+                return self.list("v1", "Pod", namespace, label_selector=L.selector_string(pods))
+        return []
 
     def wait_deleted(self, refs, timeout):
         """Wait until every (apiVersion, kind, name, namespace) is gone."""
@@ -597,11 +629,46 @@ def restart_patch():
     return {"spec": {"template": {"metadata": {"annotations": {L.RESTARTED_AT: now}}}}}
 
 
+# Restarts after which a CrashLoopBackOff counts as crash-looping (one crash at start may heal).
+CRASH_RESTARTS = 2
+
+
+def pod_problem(pod):
+    """Why a pod is not ready, as kubectl shows it (CrashLoopBackOff and restarts, or not ready)."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason"):
+            return "%s %s (%s restarts)" % (pod["metadata"]["name"], waiting["reason"], status.get("restartCount", 0))
+    return "%s not ready" % pod["metadata"]["name"]
+
+
+def crash_looping(pod):
+    """A pod whose container keeps crashing (CrashLoopBackOff after a second restart): waiting will not help, as a
+    broken proxy of the new revision does not heal, so a rollout fails at once rather than at its timeout."""
+    return any(
+        ((status.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
+        and status.get("restartCount", 0) >= CRASH_RESTARTS
+        for status in (pod.get("status") or {}).get("containerStatuses") or []
+    )
+
+
+def is_ready(pod):
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def observed(dep):
+    """Whether a Deployment's controller has seen its current spec (its status and revision are of it)."""
+    return (dep.get("status") or {}).get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
+
+
 def rollout_complete(dep):
     """(done, detail) for a Deployment, by the rules of `kubectl rollout status`."""
     spec_replicas = dep.get("spec", {}).get("replicas", 1)
     status = dep.get("status", {})
-    if status.get("observedGeneration", 0) < dep["metadata"].get("generation", 0):
+    if not observed(dep):
         return False, "controller has not observed generation %s yet" % dep["metadata"].get("generation")
     updated = status.get("updatedReplicas", 0)
     if updated < spec_replicas:

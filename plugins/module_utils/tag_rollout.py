@@ -22,6 +22,9 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils import labels a
 from ansible_collections.istio_ops.gateways.plugins.module_utils.errors import GatewayError
 from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import (
     K8sError,
+    crash_looping,
+    is_ready,
+    pod_problem,
     restart_patch,
     rollout_complete,
 )
@@ -29,7 +32,6 @@ from ansible_collections.istio_ops.gateways.plugins.module_utils.k8s import (
 ISTIO_GATEWAY = ("networking.istio.io/v1", "Gateway")
 # Deployment's default rollingUpdate.maxUnavailable.
 DEFAULT_MAX_UNAVAILABLE = "25%"
-CRASH_RESTARTS = 2
 
 
 class RolloutFailed(GatewayError):
@@ -53,32 +55,6 @@ def ready_bound(deployment, min_ready=None):
 
 def selects(selector, labels):
     return bool(selector) and all((labels or {}).get(k) == v for k, v in selector.items())
-
-
-def pod_problem(pod):
-    """Why a pod is not ready, as kubectl shows it (CrashLoopBackOff and restarts, or not ready)."""
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        waiting = (status.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason"):
-            return "%s %s (%s restarts)" % (pod["metadata"]["name"], waiting["reason"], status.get("restartCount", 0))
-    return "%s not ready" % pod["metadata"]["name"]
-
-
-def crash_looping(pod):
-    """A pod whose container keeps crashing (CrashLoopBackOff after a second restart): waiting will not help, as a
-    broken proxy of the new revision does not heal, so the rollout fails at once rather than at its timeout."""
-    return any(
-        ((status.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
-        and status.get("restartCount", 0) >= CRASH_RESTARTS
-        for status in (pod.get("status") or {}).get("containerStatuses") or []
-    )
-
-
-def is_ready(pod):
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
 
 
 class Follower(object):

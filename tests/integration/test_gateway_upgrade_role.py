@@ -2,7 +2,14 @@
 documented playbook runs the upgrade, `--tags preflight` only the checks), and an in-place upgrade is not failed by
 an old pod that takes its time to go."""
 
+import time
+
 import pytest
+from kubernetes.client import CoreV1Api
+from kubernetes.config import new_client_from_config
+
+from ansible_collections.istio_ops.gateways.plugins.module_utils import inventory
+from tests.testbed import istio
 
 from .ansible_run import ROOT
 
@@ -80,3 +87,49 @@ def test_an_old_pod_still_terminating_does_not_fail_the_upgrade(ansible, kube, t
         assert len(gateway["pods_by_revision"][testbed.canary_revision]) == 2, gateway
     finally:
         kube.patch("v1", "Pod", held, namespace, {"metadata": {"finalizers": None}})
+
+
+def test_new_pods_that_crash_stop_an_in_place_upgrade_at_once_and_the_old_ones_serve(
+    ansible, kube, testbed, namespace_factory
+):
+    """The target revision's proxy is broken: its pods crash-loop. The upgrade fails as soon as they do, naming the
+    pods and why, long before its timeout; the gateway keeps its ready pods of the old revision (its
+    PodDisruptionBudget makes the rollout replace none before a new one is ready); moving it back converges."""
+    namespace = namespace_factory("crash")
+    settings = dict(SETTINGS, replicas=2)
+    installed = ansible.module(
+        "istio_gateway", dict(name="crashing-gw", namespace=namespace, method="manifest", **settings)
+    )
+    assert installed.get("changed") and not installed.get("failed"), installed.get("msg")
+    upgrade = {
+        "gateway_upgrade_name": "crashing-gw",
+        "gateway_upgrade_namespace": namespace,
+        "gateway_upgrade_strategy": "in_place",
+        "gateway_upgrade_method": "manifest",
+        "gateway_upgrade_revision": testbed.canary_revision,
+        "gateway_upgrade_gateway": settings,
+        "gateway_upgrade_wait_timeout": 240,
+    }
+    core = CoreV1Api(new_client_from_config(str(testbed.kubeconfig)))
+    istio.fail_injected_pods(core, testbed.canary_revision, "crashloop")
+    try:
+        started = time.monotonic()
+        failed = ansible.role("gateway_upgrade", upgrade)
+        elapsed = time.monotonic() - started
+        assert failed["failed"], failed["_raw"][-3000:]
+        assert "rollout of Deployment %s/crashing-gw stopped" % namespace in failed["msg"], failed["msg"]
+        assert "CrashLoopBackOff" in failed["msg"] and "crashing-gw-" in failed["msg"], failed["msg"]
+        assert elapsed < 120, "waited %.0f s of the 240 s timeout" % elapsed
+        serving = [
+            p
+            for p in kube.list("v1", "Pod", namespace)
+            if not p["metadata"].get("deletionTimestamp")
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])
+        ]
+        assert len(serving) == 2 and {inventory.pod_revision_of(p) for p in serving} == {"default"}, serving
+    finally:
+        istio.fail_injected_pods(core, testbed.canary_revision, None)
+    back = ansible.role("gateway_upgrade", dict(upgrade, gateway_upgrade_revision=""))
+    assert not back["failed"], back["msg"]
+    info = ansible.module("gateway_info", {"name": "crashing-gw", "namespace": namespace})
+    assert list(info["gateways"][0]["pods_by_revision"]) == ["default"], info["gateways"][0]

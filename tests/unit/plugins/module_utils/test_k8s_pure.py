@@ -134,3 +134,25 @@ def test_a_string_reason_does_not_crash_the_error_path():
     problem = k8s.connection_problem(_wrapped("[SSL] PEM lib"), _Cfg())
     assert "cannot reach the Kubernetes API server at https://api.example:6443" in problem.error("GET /").message
     assert isinstance(urllib3.exceptions.HTTPError(), Exception)
+
+
+def test_pod_problem_says_what_kubectl_shows():
+    crashing = {
+        "metadata": {"name": "gw-1"},
+        "status": {"containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}, "restartCount": 3}]},
+    }
+    assert k8s.pod_problem(crashing) == "gw-1 CrashLoopBackOff (3 restarts)"
+    assert k8s.pod_problem({"metadata": {"name": "gw-2"}, "status": {}}) == "gw-2 not ready"
+
+
+def test_a_pod_crash_looping_after_a_second_restart_fails_the_rollout_at_once():
+    def container(reason, restarts):
+        return {
+            "metadata": {"name": "p"},
+            "status": {"containerStatuses": [{"state": {"waiting": {"reason": reason}}, "restartCount": restarts}]},
+        }
+
+    assert k8s.crash_looping(container("CrashLoopBackOff", 2))
+    assert not k8s.crash_looping(container("CrashLoopBackOff", 1))  # one crash at start may heal
+    assert not k8s.crash_looping(container("ContainerCreating", 5))
+    assert not k8s.crash_looping({"metadata": {"name": "p"}})

@@ -63,29 +63,7 @@ def test_ready_bound(dep, min_ready, expected):
     assert tag_rollout.ready_bound(dep, min_ready) == expected
 
 
-def test_pod_problem_says_what_kubectl_shows():
-    crashing = {
-        "metadata": {"name": "gw-1"},
-        "status": {"containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}, "restartCount": 3}]},
-    }
-    assert tag_rollout.pod_problem(crashing) == "gw-1 CrashLoopBackOff (3 restarts)"
-    assert tag_rollout.pod_problem({"metadata": {"name": "gw-2"}, "status": {}}) == "gw-2 not ready"
-
-
 def test_selects_needs_every_selector_label():
     assert tag_rollout.selects({"istio": "ingress"}, {"istio": "ingress", "app": "x"})
     assert not tag_rollout.selects({"istio": "ingress", "app": "y"}, {"istio": "ingress", "app": "x"})
     assert not tag_rollout.selects({}, {"istio": "ingress"})  # an empty selector is no selection here
-
-
-def test_a_pod_crash_looping_after_a_second_restart_fails_the_rollout_at_once():
-    def container(reason, restarts):
-        return {
-            "metadata": {"name": "p"},
-            "status": {"containerStatuses": [{"state": {"waiting": {"reason": reason}}, "restartCount": restarts}]},
-        }
-
-    assert tag_rollout.crash_looping(container("CrashLoopBackOff", 2))
-    assert not tag_rollout.crash_looping(container("CrashLoopBackOff", 1))  # one crash at start may heal
-    assert not tag_rollout.crash_looping(container("ContainerCreating", 5))
-    assert not tag_rollout.crash_looping({"metadata": {"name": "p"}})
