@@ -165,8 +165,9 @@ class ApiProxy:
 
     hide: path prefixes answered 404 as the API server does for a group it does not serve.
     fail: [{"method": "PATCH", "path": regex, "status": 409, "times": n, "dry_run": False}] answered with
-    a Kubernetes Status of that code, `times` times each, before forwarding resumes.
-    `served` lists (method, path, status) of every request answered.
+    a Kubernetes Status of that code, `times` times each, before forwarding resumes; a rule may add
+    "headers" (Retry-After, say) and replace the Status by a raw "body" of another "content_type".
+    `served` lists (method, path, status) of every request answered, `stamps` the monotonic time of each.
     """
 
     def __init__(self, hide=(), fail=()):
@@ -179,6 +180,7 @@ class ApiProxy:
         self.hide = tuple(hide)
         self.fail = [dict(rule, left=rule.get("times", 1)) for rule in fail]
         self.served = []
+        self.stamps = []
         self.lock = threading.Lock()
         proxy = self
 
@@ -235,7 +237,8 @@ class ApiProxy:
                 "latest version and try again",
             )
             status = rule["status"]
-            self._answer(request, status, _status(status, rule.get("reason", "Conflict"), message), "application/json")
+            payload = rule.get("body") or _status(status, rule.get("reason", "Conflict"), message)
+            self._answer(request, status, payload, rule.get("content_type", "application/json"), rule.get("headers"))
         else:
             headers = {
                 k: v
@@ -254,10 +257,13 @@ class ApiProxy:
             self._answer(request, status, payload, content_type)
         with self.lock:
             self.served.append((request.command, path, status))
+            self.stamps.append(time.monotonic())
 
     @staticmethod
-    def _answer(request, status, payload, content_type):
+    def _answer(request, status, payload, content_type, headers=None):
         request.send_response(status)
+        for name, value in (headers or {}).items():
+            request.send_header(name, value)
         request.send_header("Content-Type", content_type)
         request.send_header("Content-Length", str(len(payload)))
         request.end_headers()

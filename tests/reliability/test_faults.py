@@ -148,6 +148,100 @@ def test_conflict_409_on_canary_writes(ansible, kube, testbed, namespace_factory
     COUNTS["faults_survived"] += 1
 
 
+def through(proxy):
+    """Module arguments that reach the bed only through the ApiProxy."""
+    return {"host": proxy.url}
+
+
+NO_KUBECONFIG = {"K8S_AUTH_KUBECONFIG": ""}
+# The module's first request of an install: does the gateway's namespace exist?
+NAMESPACE_READ = "^/api/v1/namespaces/%s(\\?|$)"
+
+
+def test_throttled_429_with_retry_after_is_waited_out(ansible, kube, testbed, namespace_factory):
+    """API Priority and Fairness answers 429 with Retry-After when the server is busy: the module waits as long
+    as it is told, then goes on; the install completes."""
+    ns = namespace_factory("rel-f-429")
+    args = gateway_args(testbed, ns)
+    rule = {
+        "method": "GET",
+        "path": NAMESPACE_READ % ns,
+        "status": 429,
+        "reason": "TooManyRequests",
+        "message": "Too many requests, please try again later.",
+        "times": 2,
+        "headers": {"Retry-After": "1"},
+    }
+    COUNTS["faults_injected"] += 1
+    with faults.ApiProxy(fail=[rule]) as proxy:
+        faulted = ansible.module("istio_gateway", dict(args, **through(proxy)), env=NO_KUBECONFIG)
+    assert not faulted.get("failed"), faulted.get("msg")
+    throttled = [i for i, s in enumerate(proxy.served) if s[2] == 429]
+    assert len(throttled) == 2, proxy.served
+    for i in throttled:  # the next request to the same path came after the second it was asked to wait
+        later = next(j for j in range(i + 1, len(proxy.served)) if proxy.served[j][1] == proxy.served[i][1])
+        assert proxy.stamps[later] - proxy.stamps[i] >= 0.9, (proxy.served[i], proxy.stamps[later] - proxy.stamps[i])
+    converge(ansible, "istio_gateway", args, faulted)
+    assert_no_orphans(kube, ns, desired_objects(faulted))
+    COUNTS["faults_survived"] += 1
+
+
+def test_a_run_of_503_longer_than_the_retries_fails_clearly_and_a_rerun_converges(
+    ansible, kube, testbed, namespace_factory
+):
+    """An API server that answers 503 for longer than the retries last (an overloaded or restarting control
+    plane behind a load balancer): the run fails naming the request and the status, and a re-run converges."""
+    ns = namespace_factory("rel-f-503")
+    args = gateway_args(testbed, ns)
+    rule = {
+        "method": "GET",
+        "path": NAMESPACE_READ % ns,
+        "status": 503,
+        "reason": "ServiceUnavailable",
+        "message": "the server is currently unable to handle the request",
+        "times": 50,
+    }
+    COUNTS["faults_injected"] += 1
+    with faults.ApiProxy(fail=[rule]) as proxy:
+        faulted = ansible.module("istio_gateway", dict(args, **through(proxy)), env=NO_KUBECONFIG)
+    assert faulted.get("failed"), "a run answered 503 throughout succeeded"
+    assert_clear(faulted, "HTTP 503")
+    assert "/api/v1/namespaces/%s" % ns in faulted["msg"], faulted["msg"]
+    assert len([s for s in proxy.served if s[2] == 503]) == 6, proxy.served  # the request and its 5 retries
+    assert kube.get("v1", "Namespace", ns) is None  # it failed on its first request, before any write
+    rerun, _again = converge(ansible, "istio_gateway", args, faulted)
+    assert_no_orphans(kube, ns, desired_objects(rerun))
+    COUNTS["faults_survived"] += 1
+
+
+def test_an_answer_that_is_not_json_fails_naming_the_server(ansible, kube, testbed, namespace_factory):
+    """A 200 that is an HTML page (a login portal or web proxy in front of the API): the run fails saying the
+    server is not the API server, before it writes anything."""
+    ns = namespace_factory("rel-f-html")
+    args = gateway_args(testbed, ns)
+    page = b"<html><head><title>Sign in</title></head><body>Corporate proxy</body></html>"
+    rule = {
+        "method": "GET",
+        "path": NAMESPACE_READ % ns,
+        "status": 200,
+        "times": 1,
+        "body": page,
+        "content_type": "text/html",
+    }
+    COUNTS["faults_injected"] += 1
+    with faults.ApiProxy(fail=[rule]) as proxy:
+        faulted = ansible.module("istio_gateway", dict(args, **through(proxy)), env=NO_KUBECONFIG)
+    assert [s for s in proxy.served if s[2] == 200 and s[1].startswith("/api/v1/namespaces/" + ns)], proxy.served
+    assert faulted.get("failed"), faulted
+    assert_clear(faulted, "not JSON")
+    assert "text/html" in faulted["msg"] and proxy.url in faulted["msg"], faulted["msg"]
+    writes = [s for s in proxy.served if s[0] in ("POST", "PUT", "PATCH", "DELETE") and "dryRun=" not in s[1]]
+    assert writes == [], writes
+    assert kube.get("v1", "Namespace", ns) is None
+    converge(ansible, "istio_gateway", args, faulted)
+    COUNTS["faults_survived"] += 1
+
+
 def test_deployment_edited_during_canary_step(ansible, kube, testbed, namespace_factory):
     """Another actor labels the gateway Deployment over and over while a canary step runs: both writes land,
     neither side's is lost."""
