@@ -401,6 +401,12 @@ class IstioGatewayManager(Manager):
                     "namespace: %r does not exist; create it first or set create_namespace: true" % p["namespace"]
                 )
             return None
+        if namespace["metadata"].get("deletionTimestamp"):
+            raise InputError(
+                "namespace: %r is being deleted (since %s) and takes no new objects; wait until it is gone, or find "
+                "what holds it (kubectl get namespace %s -o yaml shows its conditions), then run again"
+                % (p["namespace"], namespace["metadata"]["deletionTimestamp"], p["namespace"])
+            )
         if method.injected and (namespace["metadata"].get("labels") or {}).get(L.INJECTION) == L.INJECTION_DISABLED:
             if not p["fix_injection_label"]:
                 raise InputError(

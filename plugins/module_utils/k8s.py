@@ -250,7 +250,10 @@ class KubeClient(object):
         message = body.get("message") or exc.reason or str(exc)
         cls = _ERROR_BY_STATUS.get(exc.status, K8sError)
         text = "%s %s: %s (HTTP %s)" % (method, path, message, exc.status)
-        if cls is Forbidden:
+        causes = [c.get("reason") for c in (body.get("details") or {}).get("causes") or [] if isinstance(c, dict)]
+        if cls is Forbidden and "NamespaceTerminating" in causes:
+            text += "; the namespace is being deleted: wait until it is gone, then run again"
+        elif cls is Forbidden:
             text += "; the identity needs this permission (see docs/rbac.md)"
         elif cls is Unauthorized:
             text += "; the credentials were rejected: check api_key, client_cert/client_key or kubeconfig"

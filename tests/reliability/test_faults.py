@@ -242,6 +242,51 @@ def test_an_answer_that_is_not_json_fails_naming_the_server(ansible, kube, testb
     COUNTS["faults_survived"] += 1
 
 
+def test_a_namespace_stuck_terminating_is_named_not_blamed_on_permissions(ansible, kube, testbed, namespace_factory):
+    """A namespace being deleted whose content a finalizer holds (a controller that is gone): istio_gateway refuses
+    it before writing, and a write of another module that meets the API server's refusal says the namespace is being
+    deleted, not that a permission is missing. Once it is gone, a re-run creates it and converges."""
+    ns = namespace_factory("rel-f-term")
+    hold = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "held", "namespace": ns, "finalizers": ["istio-ops.test/hold"]},
+    }
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    kube.apply(hold)
+    kube.delete("v1", "Namespace", ns)
+    faults.wait_until(
+        "namespace %s terminating" % ns,
+        lambda: (kube.get("v1", "Namespace", ns) or {}).get("status", {}).get("phase") == "Terminating",
+    )
+    args = gateway_args(testbed, ns)
+    serving = gateway_args(testbed, namespace_factory("rel-f-term-gw"), replicas=1, method="manifest", binary_path=None)
+    install(ansible, serving)
+    COUNTS["faults_injected"] += 1
+    try:
+        refused = ansible.module("istio_gateway", args)
+        assert refused.get("failed") and "namespace: %r is being deleted" % ns in refused["msg"], refused.get("msg")
+        assert [o["metadata"]["name"] for o in kube.list("v1", "ServiceAccount", ns)] in ([], ["default"])
+        config = ansible.module(
+            "gateway_config",
+            {
+                "name": "app",
+                "namespace": ns,
+                "gateway_namespace": serving["namespace"],
+                "selector": serving["labels"],
+                "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+            },
+        )
+        assert config.get("failed"), config
+        assert "the namespace is being deleted" in config["msg"] and "rbac" not in config["msg"], config["msg"]
+    finally:
+        kube.patch("v1", "ConfigMap", "held", ns, {"metadata": {"finalizers": None}})
+    faults.wait_until("namespace %s gone" % ns, lambda: kube.get("v1", "Namespace", ns) is None, timeout=120)
+    rerun, _again = converge(ansible, "istio_gateway", args, refused)
+    assert_no_orphans(kube, ns, desired_objects(rerun))
+    COUNTS["faults_survived"] += 1
+
+
 def test_deployment_edited_during_canary_step(ansible, kube, testbed, namespace_factory):
     """Another actor labels the gateway Deployment over and over while a canary step runs: both writes land,
     neither side's is lost."""
