@@ -7,11 +7,23 @@ Each dict here has a twin in plugins/doc_fragments/; a unit test
 ansible-test's validate-modules checks every module against its docs.
 """
 
-from ansible.module_utils.basic import env_fallback
+import os
+
+from ansible.module_utils.basic import AnsibleFallbackNotFound
+
+
+def set_env_fallback(*names):
+    """env_fallback that takes a variable set to "" (or blanks) as unset: AWX's credential injectors render an
+    empty field so, and "" is no boolean, no list and no host."""
+    for name in names:
+        value = os.environ.get(name)
+        if value is not None and value.strip():
+            return value
+    raise AnsibleFallbackNotFound
 
 
 def _env(name):
-    return {"fallback": (env_fallback, ["K8S_AUTH_" + name])}
+    return {"fallback": (set_env_fallback, ["K8S_AUTH_" + name])}
 
 
 # Same names, aliases and K8S_AUTH_* variables as kubernetes.core. An inline kubeconfig (a dict) is not

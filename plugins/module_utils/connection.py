@@ -81,6 +81,8 @@ class ConfigError(GatewayError):
 def normalise(params):
     """The connection options with empty strings, lists and dicts taken as unset."""
     clean = dict(params)
+    if isinstance(clean.get("impersonate_groups"), list):  # [""] is a survey's empty answer, not a group
+        clean["impersonate_groups"] = [g for g in clean["impersonate_groups"] if str(g).strip()]
     for key in CONNECTION_OPTIONS:
         value = clean.get(key)
         if value in ("", [], {}) or (isinstance(value, str) and not value.strip()):

@@ -108,7 +108,7 @@ gateways:
     terminating_pods:
       description: >-
         The gateway's pods being deleted (draining or held by a finalizer), whatever their revision; they are in
-        no list of O(gateways[].pods_by_revision).
+        no list of RV(gateways[].pods_by_revision).
       type: list
       elements: str
       returned: always

@@ -63,7 +63,7 @@ def test_an_old_pod_still_terminating_does_not_fail_the_upgrade(ansible, kube, t
         "istio_gateway", dict(name="draining-gw", namespace=namespace, method="manifest", **settings)
     )
     assert installed.get("changed") and not installed.get("failed"), installed.get("msg")
-    [held, *_] = sorted(p["metadata"]["name"] for p in kube.list("v1", "Pod", namespace))
+    held = sorted(p["metadata"]["name"] for p in kube.list("v1", "Pod", namespace))[0]
     kube.patch("v1", "Pod", held, namespace, {"metadata": {"finalizers": [HOLD]}})
     try:
         result = ansible.role(

@@ -102,6 +102,35 @@ def test_explicit_host_and_token_win_over_the_kubeconfig(ansible, testbed, admin
         assert decoy.requests == [], "the kubeconfig's server was called: %s" % decoy.requests[:5]
 
 
+def test_an_awx_credential_with_empty_optional_fields_connects(ansible, testbed, admin_token, namespace_factory):
+    """AWX injects every field of a credential type, the unset ones as "": a boolean, a list, a context and a
+    proxy that are "" mean unset, for the Python client and istioctl alike."""
+    namespace = namespace_factory("rel-conn-empty")
+    env = dict(
+        NO_KUBECONFIG,
+        K8S_AUTH_HOST=admin_token["host"],
+        K8S_AUTH_API_KEY=admin_token["api_key"],
+        K8S_AUTH_SSL_CA_CERT=admin_token["ca_cert"],
+        **{
+            "K8S_AUTH_" + name: ""
+            for name in (
+                "VERIFY_SSL",
+                "PERSIST_CONFIG",
+                "IMPERSONATE_GROUPS",
+                "CONTEXT",
+                "PROXY",
+                "NO_PROXY",
+                "IMPERSONATE_USER",
+                "USERNAME",
+                "PASSWORD",
+            )
+        },
+    )
+    info = ok(ansible.module("gateway_info", {"namespace": namespace}, env=env))
+    installed = ok(ansible.module("istio_gateway", gateway(namespace, str(testbed.istioctl)), env=env))
+    assert info["gateways"] == [] and installed["changed"] and installed["deployment"]["ready_replicas"] == 1
+
+
 def test_inline_kubeconfig_secrets_stay_out_of_every_output(ansible, admin_token, namespace_factory):
     """A kubeconfig given as a dict: its token shows nowhere at -vvv, on success or with a bad context."""
     namespace = namespace_factory("rel-conn-inline")

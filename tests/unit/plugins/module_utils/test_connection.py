@@ -111,6 +111,23 @@ def test_empty_strings_are_unset(kubeconfig_file):
     assert connection.passes_through({"kubeconfig": kubeconfig_file, "host": "", "proxy_headers": {"user_agent": ""}})
 
 
+def test_empty_environment_variables_and_group_lists_are_unset(monkeypatch):
+    # K8S_AUTH_VERIFY_SSL="" is no boolean and K8S_AUTH_IMPERSONATE_GROUPS="" would be the group "": both unset.
+    from ansible.module_utils.basic import AnsibleFallbackNotFound
+
+    from ansible_collections.istio_ops.gateways.plugins.module_utils.args import set_env_fallback
+
+    monkeypatch.setenv("K8S_AUTH_VERIFY_SSL", "")
+    monkeypatch.setenv("K8S_AUTH_IMPERSONATE_GROUPS", "  ")
+    for name in ("K8S_AUTH_VERIFY_SSL", "K8S_AUTH_IMPERSONATE_GROUPS"):
+        with pytest.raises(AnsibleFallbackNotFound):
+            set_env_fallback(name)
+    monkeypatch.setenv("K8S_AUTH_VERIFY_SSL", "false")
+    assert set_env_fallback("K8S_AUTH_VERIFY_SSL") == "false"
+    assert connection.normalise({"impersonate_groups": [""]})["impersonate_groups"] is None
+    assert connection.normalise({"impersonate_groups": ["", "ops"]})["impersonate_groups"] == ["ops"]
+
+
 def test_validate_certs_false_writes_no_ca_for_binaries(kubeconfig_file, tmp_path):
     ca, _key = self_signed(tmp_path, "ca")
     cfg = build_configuration({"kubeconfig": kubeconfig_file, "ca_cert": ca, "validate_certs": False})
