@@ -179,6 +179,7 @@ def chart_version_of(plane_version):
 class HelmMethod(InstallMethod):
     name = METHOD
     field_manager = "helm"  # helm 3's, for its creates and patches (cmd/helm/helm.go: kube.ManagedFieldsManager)
+    binary = Helm
 
     def __init__(self, module, kube, params, result):
         super(HelmMethod, self).__init__(module, kube, params, result)
@@ -192,7 +193,7 @@ class HelmMethod(InstallMethod):
         self._release_read = False
 
     def preflight(self, plane):
-        self.helm = Helm(self.module, self.kube, self.options["binary_path"])
+        self.helm = self.binary(self.module, self.kube, self.options["binary_path"])
         version = self.helm.version()
         if version.split(".", 1)[0] != SUPPORTED_HELM_MAJOR:
             raise InputError(

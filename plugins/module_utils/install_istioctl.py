@@ -172,6 +172,7 @@ def stamp_owner_labels(objects, iop, version, kind):
 class IstioctlMethod(InstallMethod):
     name = "istioctl"
     field_manager = L.ISTIOCTL_FIELD_MANAGER
+    binary = Istioctl
 
     def __init__(self, module, kube, params, result):
         super(IstioctlMethod, self).__init__(module, kube, params, result)
@@ -181,7 +182,7 @@ class IstioctlMethod(InstallMethod):
 
     def preflight(self, plane):
         p = self.params
-        self.istioctl = Istioctl(self.module, self.kube, p.get("binary_path"))
+        self.istioctl = self.binary(self.module, self.kube, p.get("binary_path"))
         if not p["skip_version_check"]:
             mismatch = control_plane.version_mismatch(self.istioctl.version(), plane)
             if mismatch:

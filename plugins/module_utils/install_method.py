@@ -134,6 +134,9 @@ class InstallMethod(object):
     # Whether the gateway's pods get their proxy by injection, selected by the option `labels` (the istio API's
     # gateways); a Gateway API gateway's pods are istiod's own render.
     injected = True
+    # The runner (binary.Binary) of the executable the method runs, None for none: the one place that says what an
+    # execution environment must carry for the method (tests/packaging/test_execution_environment.py checks it).
+    binary = None
 
     def __init__(self, module, kube, params, result):
         self.module = module
