@@ -940,6 +940,13 @@ CASES = [
         BARE,
     ),
     Case(
+        "role-dedicated-app-typo",
+        "role:dedicated_gateway",
+        lambda c: {"dedicated_gateway_apps": [{"namespace": c["bare_ns"], "tls-secret": "shop-cert"}]},
+        ["dedicated_gateway_apps.tls-secret", "Supported parameters include", "tls_secret"],
+        BARE,
+    ),
+    Case(
         "role-upgrade-strategy",
         "role:gateway_upgrade",
         lambda c: {
@@ -1002,6 +1009,16 @@ CASES = [
             "gateway_upgrade: no gateway Deployment %s/nope" % c["gw_ns"],
             "set gateway_upgrade_name and gateway_upgrade_namespace",
         ],
+    ),
+    Case(
+        "role-upgrade-gateway-typo",
+        "role:gateway_upgrade",
+        lambda c: {
+            "gateway_upgrade_namespace": c["gw_ns"],
+            "gateway_upgrade_name": GW,
+            "gateway_upgrade_gateway": {"labels": c["labels"], "replica": 2},
+        },
+        ["gateway_upgrade_gateway.replica", "Supported parameters include", "replicas"],
     ),
     Case(
         "role-cleanup-name",
