@@ -45,7 +45,9 @@ def run_role(tmp_path, role, variables):
     ]
     path = tmp_path / "play.yml"
     path.write_text(yaml.safe_dump(play))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
+    env = dict(
+        os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0"
+    )
     env.pop("KUBECONFIG", None)
     done = subprocess.run(
         [str(PLAYBOOK), "-i", "localhost,", str(path), "--tags", "none-selected"],
