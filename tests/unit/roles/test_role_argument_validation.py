@@ -5,17 +5,9 @@ Each run is ansible-playbook on a play that imports the role with `--tags none-s
 validation (tagged always) runs, so nothing touches a cluster.
 """
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[3]
-COLLECTIONS = ROOT / ".build" / "collections"
-PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+from tests.unit.roles.role_play import COLLECTIONS, run_role
 
 CASES = {
     "dedicated_gateway": (
@@ -34,32 +26,6 @@ CASES = {
 }
 
 
-def run_role(tmp_path, role, variables):
-    play = [
-        {
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": False,
-            "tasks": [{"ansible.builtin.import_role": {"name": "istio_ops.gateways." + role}, "vars": variables}],
-        }
-    ]
-    path = tmp_path / "play.yml"
-    path.write_text(yaml.safe_dump(play))
-    env = dict(
-        os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0"
-    )
-    env.pop("KUBECONFIG", None)
-    done = subprocess.run(
-        [str(PLAYBOOK), "-i", "localhost,", str(path), "--tags", "none-selected"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return done.returncode, done.stdout + done.stderr
-
-
 @pytest.fixture(autouse=True)
 def collection_built():
     assert (COLLECTIONS / "ansible_collections" / "istio_ops" / "gateways").exists(), "run `make collection` first"
@@ -68,7 +34,7 @@ def collection_built():
 @pytest.mark.parametrize("role", sorted(CASES))
 def test_an_unknown_key_fails_validation_naming_it(tmp_path, role):
     variable, value, _good, typo = CASES[role]
-    rc, out = run_role(tmp_path, role, {variable: value(typo)})
+    rc, out = run_role(tmp_path, role, {variable: value(typo)}, tags="none-selected")
     assert rc != 0, out[-3000:]
     [key] = typo
     assert "%s.%s. Supported parameters include" % (variable, key) in out, out[-3000:]
@@ -77,6 +43,6 @@ def test_an_unknown_key_fails_validation_naming_it(tmp_path, role):
 @pytest.mark.parametrize("role", sorted(CASES))
 def test_the_keys_the_role_reads_pass_validation(tmp_path, role):
     variable, value, good, _typo = CASES[role]
-    rc, out = run_role(tmp_path, role, {variable: value(good)})
+    rc, out = run_role(tmp_path, role, {variable: value(good)}, tags="none-selected")
     assert rc == 0, out[-3000:]
     assert "Validating arguments against arg spec 'main'" in out and "ok=1" in out, out[-3000:]
