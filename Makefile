@@ -21,7 +21,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 .PHONY: help venv collection peers unit sanity lint changelog-lint packaging chromium browser integration molecule test demo bench clean
 
 help:
-	@echo "make demo        run the demo job on the local test bed (or \$$KUBECONFIG's cluster)"
+	@echo "make demo        run the demo job on the local test bed (\$$KUBECONFIG's cluster only with DEMO_ON_MY_CLUSTER=yes)"
 	@echo "make test        unit, sanity, lint, integration and Molecule tests"
 	@echo "make unit | sanity | lint | integration (or its halves integration-1, -2) | reliability | suites (all at once) | molecule"
 	@echo "make browser     the fleet report's HTML page in headless Chromium (installs Debian's chromium if missing)"
