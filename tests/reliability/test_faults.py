@@ -148,12 +148,15 @@ def test_conflict_409_on_canary_writes(ansible, kube, testbed, namespace_factory
     COUNTS["faults_survived"] += 1
 
 
-def through(proxy):
-    """Module arguments that reach the bed only through the ApiProxy."""
-    return {"host": proxy.url}
+def install_through_proxy(ansible, args, rule):
+    """istio_gateway with ARGS reaching the bed only through an ApiProxy that answers as RULE says (counted as an
+    injected fault): (result, proxy)."""
+    COUNTS["faults_injected"] += 1
+    with faults.ApiProxy(fail=[rule]) as proxy:
+        result = ansible.module("istio_gateway", dict(args, host=proxy.url), env={"K8S_AUTH_KUBECONFIG": ""})
+    return result, proxy
 
 
-NO_KUBECONFIG = {"K8S_AUTH_KUBECONFIG": ""}
 # The module's first request of an install: does the gateway's namespace exist?
 NAMESPACE_READ = "^/api/v1/namespaces/%s(\\?|$)"
 
@@ -172,9 +175,7 @@ def test_throttled_429_with_retry_after_is_waited_out(ansible, kube, testbed, na
         "times": 2,
         "headers": {"Retry-After": "1"},
     }
-    COUNTS["faults_injected"] += 1
-    with faults.ApiProxy(fail=[rule]) as proxy:
-        faulted = ansible.module("istio_gateway", dict(args, **through(proxy)), env=NO_KUBECONFIG)
+    faulted, proxy = install_through_proxy(ansible, args, rule)
     assert not faulted.get("failed"), faulted.get("msg")
     throttled = [i for i, s in enumerate(proxy.served) if s[2] == 429]
     assert len(throttled) == 2, proxy.served
@@ -201,9 +202,7 @@ def test_a_run_of_503_longer_than_the_retries_fails_clearly_and_a_rerun_converge
         "message": "the server is currently unable to handle the request",
         "times": 50,
     }
-    COUNTS["faults_injected"] += 1
-    with faults.ApiProxy(fail=[rule]) as proxy:
-        faulted = ansible.module("istio_gateway", dict(args, **through(proxy)), env=NO_KUBECONFIG)
+    faulted, proxy = install_through_proxy(ansible, args, rule)
     assert faulted.get("failed"), "a run answered 503 throughout succeeded"
     assert_clear(faulted, "HTTP 503")
     assert "/api/v1/namespaces/%s" % ns in faulted["msg"], faulted["msg"]
@@ -228,9 +227,7 @@ def test_an_answer_that_is_not_json_fails_naming_the_server(ansible, kube, testb
         "body": page,
         "content_type": "text/html",
     }
-    COUNTS["faults_injected"] += 1
-    with faults.ApiProxy(fail=[rule]) as proxy:
-        faulted = ansible.module("istio_gateway", dict(args, **through(proxy)), env=NO_KUBECONFIG)
+    faulted, proxy = install_through_proxy(ansible, args, rule)
     assert [s for s in proxy.served if s[2] == 200 and s[1].startswith("/api/v1/namespaces/" + ns)], proxy.served
     assert faulted.get("failed"), faulted
     assert_clear(faulted, "not JSON")
